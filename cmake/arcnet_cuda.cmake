@@ -1,0 +1,21 @@
+# Resolves ARCNET_CUDA (AUTO|ON|OFF) into ARCNET_WITH_CUDA and enables the CUDA language.
+set(ARCNET_WITH_CUDA OFF)
+if(NOT ARCNET_CUDA STREQUAL "OFF")
+  if(NOT CMAKE_CUDA_COMPILER AND EXISTS /usr/local/cuda/bin/nvcc)
+    set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
+  endif()
+  include(CheckLanguage)
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+      set(CMAKE_CUDA_ARCHITECTURES 90)  # H100 / H200; override with -DCMAKE_CUDA_ARCHITECTURES=...
+    endif()
+    enable_language(CUDA)
+    find_package(CUDAToolkit REQUIRED)
+    set(ARCNET_WITH_CUDA ON)
+  elseif(ARCNET_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "arcnet: ARCNET_CUDA=ON but no CUDA compiler (nvcc) was found; "
+                        "install the CUDA toolkit or pass -DARCNET_CUDA=OFF")
+  endif()
+endif()
+message(STATUS "arcnet: CUDA backend ${ARCNET_WITH_CUDA} (ARCNET_CUDA=${ARCNET_CUDA})")

@@ -1,0 +1,29 @@
+# The INTERFACE targets users link, their install rules and the package config.
+find_package(Eigen3 3.4 REQUIRED NO_MODULE)
+find_package(OpenMP)
+
+add_library(arcnet INTERFACE)
+add_library(arcnet::arcnet ALIAS arcnet)
+target_include_directories(arcnet INTERFACE
+  $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>
+  $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
+target_compile_features(arcnet INTERFACE cxx_std_17)
+target_link_libraries(arcnet INTERFACE Eigen3::Eigen)
+if(OpenMP_CXX_FOUND)
+  target_link_libraries(arcnet INTERFACE OpenMP::OpenMP_CXX)
+endif()
+if(ARCNET_WITH_CUDA)
+  target_compile_definitions(arcnet INTERFACE ARCNET_WITH_CUDA=1)
+  target_link_libraries(arcnet INTERFACE CUDA::cudart CUDA::cublas)
+endif()
+set_target_properties(arcnet PROPERTIES EXPORT_NAME arcnet)
+
+install(DIRECTORY include/arcnet DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(TARGETS arcnet EXPORT arcnetTargets)
+install(EXPORT arcnetTargets NAMESPACE arcnet:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/arcnet)
+configure_package_config_file(cmake/arcnetConfig.cmake.in ${CMAKE_CURRENT_BINARY_DIR}/arcnetConfig.cmake
+  INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/arcnet)
+write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/arcnetConfigVersion.cmake
+  COMPATIBILITY SameMinorVersion ARCH_INDEPENDENT)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/arcnetConfig.cmake ${CMAKE_CURRENT_BINARY_DIR}/arcnetConfigVersion.cmake
+  DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/arcnet)

@@ -1,0 +1,44 @@
+#pragma once
+// Helpers shared by the tests: random variables, gradient-check assertions, fixtures.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+
+#include <arcnet/arcnet.hpp>
+
+namespace arcnet::testing {
+
+/// A double CPU leaf with N(0,1) entries (or U[lo, hi) when lo < hi), requiring grad.
+inline variable<double, cpu> random_variable(shape s, generator& g, double lo = 0, double hi = 0) {
+  auto t = tensor<double, cpu>::uninitialized(std::move(s));
+  if (lo < hi) g.fill_uniform(t, lo, hi);
+  else g.fill_normal(t);
+  return variable<double, cpu>(t, true);
+}
+
+/// Asserts that the autograd gradient of f matches finite differences to `tol`.
+template <class F>
+void require_gradients_match(F&& f, std::vector<variable<double, cpu>> inputs, double tol = 1e-6) {
+  auto r = autograd::grad_check(std::forward<F>(f), std::move(inputs));
+  INFO("worst: " << r.worst << " (checked " << r.checked << " elements)");
+  CHECK(r.checked > 0);
+  REQUIRE(r.max_error < tol);
+}
+
+/// max_i |a_i - b_i| / max(|b_i|, floor)
+template <class T, class U>
+double max_relative_difference(tensor<T, cpu> const& a, tensor<U, cpu> const& b, double floor = 1e-6) {
+  REQUIRE(a.numel() == b.numel());
+  double worst = 0;
+  for (index_t i = 0; i < a.numel(); ++i) {
+    double x = static_cast<double>(a[i]), y = static_cast<double>(b[i]);
+    worst = std::max(worst, std::abs(x - y) / std::max(std::abs(y), floor));
+  }
+  return worst;
+}
+
+}  // namespace arcnet::testing
