@@ -18,8 +18,26 @@ if(ARCNET_WITH_CUDA)
 endif()
 set_target_properties(arcnet PROPERTIES EXPORT_NAME arcnet)
 
+# arcnet::io (safetensors, PyTorch .pth) adds nlohmann_json, so a user of the core alone needs none.
+find_package(nlohmann_json 3 QUIET)
+if(nlohmann_json_FOUND)
+  set(ARCNET_WITH_IO ON)
+  add_library(arcnet_io INTERFACE)
+  add_library(arcnet::io ALIAS arcnet_io)
+  target_link_libraries(arcnet_io INTERFACE arcnet nlohmann_json::nlohmann_json)
+  set_target_properties(arcnet_io PROPERTIES EXPORT_NAME io)
+else()
+  set(ARCNET_WITH_IO OFF)
+  message(STATUS "arcnet: nlohmann_json 3 not found, so arcnet::io (safetensors, .pth) is not available; "
+                 "install nlohmann-json3-dev to get it")
+endif()
+
 install(DIRECTORY include/arcnet DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(TARGETS arcnet EXPORT arcnetTargets)
+if(ARCNET_WITH_IO)
+  install(TARGETS arcnet_io EXPORT arcnetTargets)
+endif()
+include(${CMAKE_CURRENT_LIST_DIR}/arcnet_data.cmake)  # arcnet::data: TurboJPEG, libpng, zlib, threads
 install(EXPORT arcnetTargets NAMESPACE arcnet:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/arcnet)
 configure_package_config_file(cmake/arcnetConfig.cmake.in ${CMAKE_CURRENT_BINARY_DIR}/arcnetConfig.cmake
   INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/arcnet)

@@ -3,6 +3,10 @@
 // specialising on it, never by a runtime `if`.
 #include <type_traits>
 
+#if defined(__CUDACC__)
+#include <cuda_runtime.h>
+#endif
+
 namespace arcnet {
 
 struct cpu {
@@ -19,5 +23,18 @@ namespace detail {
 template <class...>
 inline constexpr bool always_false = false;
 }  // namespace detail
+
+#if defined(__CUDACC__)
+/// True when the CUDA runtime sees at least one device; a missing driver or any other error
+/// counts as none (the error is cleared). Only in translation units compiled by nvcc.
+inline bool cuda_device_available() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky error so later calls do not report it
+    return false;
+  }
+  return count > 0;
+}
+#endif
 
 }  // namespace arcnet

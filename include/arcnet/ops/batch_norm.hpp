@@ -1,0 +1,134 @@
+#pragma once
+// Batch normalisation over channels-last input: x (..., C), statistics per channel over all
+// other axes ((N, H, W, C) for BatchNorm2d, (N, C) for BatchNorm1d). PyTorch semantics: biased
+// variance to normalise, unbiased variance in the running estimate.
+#include <algorithm>
+
+#include "arcnet/autograd/variable.hpp"
+
+namespace arcnet::ops {
+
+template <class D>
+struct batch_norm_impl {
+  static_assert(detail::always_false<D>, "arcnet::ops batch_norm: no backend for this device; CUDA backends "
+                                         "exist only in translation units compiled by nvcc (.cu)");
+};
+
+}  // namespace arcnet::ops
+
+#include "arcnet/ops/cpu/batch_norm.hpp"
+#if defined(__CUDACC__)
+#include "arcnet/ops/cuda/batch_norm.cuh"
+#endif
+
+namespace arcnet::ops {
+
+/// training: normalise with batch statistics and update the running ones; otherwise use the
+/// running statistics. momentum weighs the new batch in the running average, eps stabilises 1/std.
+struct batch_norm_options {
+  bool training = true;
+  double momentum = 0.1;
+  double eps = 1e-5;
+};
+
+}  // namespace arcnet::ops
+
+namespace arcnet::detail {
+/// Checks the operands of batch_norm and returns the channel count C.
+template <class T, class D>
+index_t check_batch_norm_args(tensor<T, D> const& x, tensor<T, D> const& weight, tensor<T, D> const& bias,
+                              tensor<T, D> const& running_mean, tensor<T, D> const& running_var,
+                              ops::batch_norm_options const& o) {
+  if (!x.defined()) raise<error>("batch_norm: the input is undefined");
+  if (x.rank() < 2)
+    raise<shape_error>("batch_norm: expected input of rank >= 2 (N, ..., C), got shape ", x.shape());
+  index_t c = x.size(-1);
+  auto check_channels = [&](tensor<T, D> const& t, char const* name) {
+    if (t.defined() && (t.rank() != 1 || t.size(0) != c))
+      raise<shape_error>("batch_norm: expected ", name, " of shape (", c, ",) for input ", x.shape(), ", got ",
+                         t.shape());
+  };
+  check_channels(weight, "weight");
+  check_channels(bias, "bias");
+  check_channels(running_mean, "running_mean");
+  check_channels(running_var, "running_var");
+  if (running_mean.defined() != running_var.defined())
+    raise<error>("batch_norm: running_mean and running_var must both be defined or both undefined");
+  if (!(o.eps > 0)) raise<config_error>("batch_norm: eps must be positive, got ", o.eps);
+  if (o.training && x.numel() / std::max<index_t>(c, 1) <= 1)
+    raise<shape_error>("batch_norm: expected more than 1 value per channel when training, got input of shape ",
+                       x.shape());
+  return c;
+}
+}  // namespace arcnet::detail
+
+namespace arcnet::ops {
+
+// ---- raw tensors ------------------------------------------------------------------------------
+
+/// y = (x - mean) * invstd * weight + bias over x (..., C). weight and bias (C) may be undefined
+/// (identity affine). Batch statistics are used when o.training or when the running statistics
+/// are undefined; in training, defined running_mean/running_var (C) are updated in place. Writes
+/// the mean and 1/sqrt(var + eps) that were used into save_mean and save_invstd (C), which
+/// batch_norm_backward needs.
+template <class T, class D>
+tensor<T, D> batch_norm_forward(tensor<T, D> const& x, tensor<T, D> const& weight, tensor<T, D> const& bias,
+                                tensor<T, D>& running_mean, tensor<T, D>& running_var, batch_norm_options o,
+                                tensor<T, D>& save_mean, tensor<T, D>& save_invstd) {
+  index_t c = detail::check_batch_norm_args(x, weight, bias, running_mean, running_var, o);
+  index_t m = x.numel() / std::max<index_t>(c, 1);
+  save_mean = tensor<T, D>::uninitialized(shape{c});
+  save_invstd = tensor<T, D>::uninitialized(shape{c});
+  if (o.training || !running_mean.defined()) {
+    batch_norm_impl<D>::batch_statistics(x, m, c, o.eps, save_mean, save_invstd,
+                                         o.training && running_mean.defined() ? &running_mean : nullptr,
+                                         o.training && running_var.defined() ? &running_var : nullptr,
+                                         o.momentum);
+  } else {
+    batch_norm_impl<D>::running_statistics(running_mean, running_var, o.eps, save_mean, save_invstd);
+  }
+  auto y = tensor<T, D>::uninitialized(x.shape());
+  batch_norm_impl<D>::normalize(x, m, c, save_mean, save_invstd, weight, bias, y);
+  return y;
+}
+
+/// Accumulates the gradients of batch_norm_forward: dx (x's shape), dweight and dbias (C); each
+/// may be null. batch_stats says whether the forward normalised with batch statistics (then
+/// the mean and variance depend on x); otherwise the backward is the plain per-channel affine one.
+template <class T, class D>
+void batch_norm_backward(tensor<T, D> const& x, tensor<T, D> const& weight, tensor<T, D> const& save_mean,
+                         tensor<T, D> const& save_invstd, tensor<T, D> const& dy, bool batch_stats,
+                         tensor<T, D>* dx, tensor<T, D>* dweight, tensor<T, D>* dbias) {
+  check_same_shape("batch_norm_backward", x, dy);
+  if (dx) check_same_shape("batch_norm_backward", x, *dx);
+  index_t c = x.size(-1);
+  index_t m = x.numel() / std::max<index_t>(c, 1);
+  batch_norm_impl<D>::backward(x, dy, m, c, save_mean, save_invstd, weight, batch_stats, dx, dweight, dbias);
+}
+
+// ---- differentiable -----------------------------------------------------------------------------
+
+/// Differentiable batch norm over x (..., C): weight, bias (C) or undefined (affine = false);
+/// running_mean, running_var (C) or undefined (track_running_stats = false: always batch
+/// statistics). Updates the running statistics in place in training mode, like PyTorch.
+template <class T, class D>
+variable<T, D> batch_norm(variable<T, D> const& x, variable<T, D> const& weight, variable<T, D> const& bias,
+                          tensor<T, D>& running_mean, tensor<T, D>& running_var, batch_norm_options o = {}) {
+  if (!x.defined()) detail::raise<error>("batch_norm: the input is undefined");
+  tensor<T, D> w = weight.defined() ? weight.value() : tensor<T, D>();
+  tensor<T, D> b = bias.defined() ? bias.value() : tensor<T, D>();
+  tensor<T, D> save_mean, save_invstd;
+  auto y = batch_norm_forward(x.value(), w, b, running_mean, running_var, o, save_mean, save_invstd);
+  bool batch_stats = o.training || !running_mean.defined();
+  return autograd::make_op(
+      "batch_norm", y, {x, weight, bias},
+      [x, weight, bias, w, save_mean, save_invstd, batch_stats](tensor<T, D> const& dy) mutable {
+        bool gx = x.requires_grad(), gw = weight.defined() && weight.requires_grad(),
+             gb = bias.defined() && bias.requires_grad();
+        batch_norm_backward(x.value(), w, save_mean, save_invstd, dy, batch_stats,
+                            gx ? &x.grad_for_accumulate() : nullptr, gw ? &weight.grad_for_accumulate() : nullptr,
+                            gb ? &bias.grad_for_accumulate() : nullptr);
+      });
+}
+
+}  // namespace arcnet::ops

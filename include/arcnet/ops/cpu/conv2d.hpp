@@ -1,0 +1,346 @@
+#pragma once
+// CPU backend of ops/conv2d.hpp: im2col + GEMM (Eigen through matmul_impl<cpu>, threaded by
+// OpenMP). NHWC makes every im2col copy a contiguous run of channels, and a 1x1, stride-1,
+// unpadded convolution a GEMM on the input as stored, with no copy at all.
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+
+#include "arcnet/core/tensor.hpp"
+#include "arcnet/ops/cpu/matmul.hpp"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace arcnet::ops {
+
+template <>
+struct conv2d_impl<cpu> {
+  /// Size in bytes of one im2col buffer, or 0 (the default) for automatic sizing, about 1 MiB
+  /// per thread (see forward_chunk_rows, backward_images_per_chunk, chunk_rows). The batch is
+  /// processed in chunks of output rows whose columns fit, so memory stays bounded and the
+  /// columns are still in cache when the GEMM reads them. A process-wide setting, for tests
+  /// and tuning.
+  static std::size_t& column_budget_bytes() {
+    static std::size_t bytes = 0;
+    return bytes;
+  }
+  /// Convolutions with fewer multiply-adds (M*K*Cout) than this run on one thread: waking the
+  /// others costs more than they would save. A process-wide setting, for tests and tuning.
+  static index_t& parallel_work_threshold() {
+    static index_t madds = index_t(1) << 20;
+    return madds;
+  }
+  static index_t threads() {
+#if defined(_OPENMP)
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+  }
+  /// Threads for the chunk-per-thread paths: 1 for small convolutions.
+  static index_t threads_for(detail::conv2d_geometry const& g) {
+    return g.rows() * g.depth() * g.cout < parallel_work_threshold() ? 1 : threads();
+  }
+  static index_t thread_index() {
+#if defined(_OPENMP)
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+  }
+  static index_t team_size() {
+#if defined(_OPENMP)
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+  }
+
+  /// y = conv(x, w) + bias, all NHWC / (KH, KW, Cin, Cout) row-major; bias may be null. Assigns y.
+  /// A pointwise convolution is one GEMM on x as stored. Otherwise each thread takes whole
+  /// chunks of output rows and runs im2col and a single-threaded GEMM on them: the columns go
+  /// from im2col to the GEMM through that core's cache, with no barrier in between, and a
+  /// thread that falls behind (a busy machine) just takes fewer chunks.
+  template <class T>
+  static void forward(detail::conv2d_geometry const& g, T const* x, T const* w, T const* bias, T* y) {
+    index_t const m = g.rows(), k = g.depth();
+    if (m == 0 || g.cout == 0) return;
+    if (g.is_pointwise()) {
+      matmul_impl<cpu>::gemm(false, false, m, g.cout, k, T(1), x, w, T(0), y);
+      if (bias) add_bias(y, bias, m, g.cout);
+      return;
+    }
+    index_t team = threads_for(g);
+    index_t const chunk = forward_chunk_rows(g, sizeof(T), team);
+    index_t const chunks = (m + chunk - 1) / chunk;
+    team = std::min(team, chunks);
+    // With one chunk (team == 1) the region is inactive, so im2col and the GEMM use every thread.
+#pragma omp parallel num_threads(static_cast<int>(team)) if (team > 1)
+    {
+      auto col = tensor<T, cpu>::uninitialized(shape{chunk, k});
+#pragma omp for schedule(dynamic, 1)
+      for (index_t c = 0; c < chunks; ++c) {
+        index_t m0 = c * chunk, m1 = std::min(m, m0 + chunk);
+        im2col(g, x, m0, m1, col.data());
+        T* yc = y + m0 * g.cout;
+        matmul_impl<cpu>::gemm(false, false, m1 - m0, g.cout, k, T(1), col.data(), w, T(0), yc);
+        if (bias) add_bias(yc, bias, m1 - m0, g.cout);  // while the chunk is still in cache
+      }
+    }
+  }
+
+  /// dx += dL/dx, dw += dL/dw, db += dL/db from dy; any output pointer may be null.
+  template <class T>
+  static void backward(detail::conv2d_geometry const& g, T const* x, T const* w, T const* dy, T* dx, T* dw, T* db) {
+    index_t m = g.rows(), k = g.depth();
+    if (m == 0 || g.cout == 0) return;
+    if (db) bias_backward(dy, m, g.cout, db);
+    if (!dx && !dw) return;
+    if (g.is_pointwise()) {
+      index_t team = threads_for(g);
+      if (team > 1 && (team - 1) * k * g.cout * static_cast<index_t>(sizeof(T)) <= (index_t(64) << 20)) {
+        backward_by_chunks(g, x, w, dy, dx, dw, forward_chunk_rows(g, sizeof(T), team));
+      } else {
+        if (dw) matmul_impl<cpu>::gemm(true, false, k, g.cout, m, T(1), x, dy, T(1), dw);  // x^T dy
+        if (dx) matmul_impl<cpu>::gemm(false, true, m, k, g.cout, T(1), dy, w, T(1), dx);  // dy w^T
+      }
+      return;
+    }
+    index_t images = backward_images_per_chunk(g, sizeof(T), dw != nullptr);
+    if (images > 0) {
+      backward_by_chunks(g, x, w, dy, dx, dw, images * g.ho * g.wo);
+      return;
+    }
+    // One chunk at a time, each GEMM and col2im_add using every thread.
+    index_t chunk = chunk_rows(g, sizeof(T));
+    auto col = tensor<T, cpu>::uninitialized(shape{chunk, k});
+    for_each_chunk(g, chunk, [&](index_t m0, index_t m1) {
+      T const* dyc = dy + m0 * g.cout;
+      if (dw) {  // dw += col^T dy
+        im2col(g, x, m0, m1, col.data());
+        matmul_impl<cpu>::gemm(true, false, k, g.cout, m1 - m0, T(1), col.data(), dyc, T(1), dw);
+      }
+      if (dx) {  // dcol = dy w^T, then scattered back onto the input pixels it came from
+        matmul_impl<cpu>::gemm(false, true, m1 - m0, k, g.cout, T(1), dyc, w, T(0), col.data());
+        col2im_add(g, col.data(), m0, m1, dx);
+      }
+    });
+  }
+
+  /// Backward with chunks of output rows divided among the threads (a static schedule): each
+  /// thread runs im2col, single-threaded GEMMs and col2im_add on its own chunks. Chunks are
+  /// whole images, whose input pixels no other chunk touches, unless the convolution is
+  /// pointwise (then dx rows are dy rows, and the GEMMs read x as stored). dw is summed per
+  /// thread (thread 0 straight into dw), then reduced in thread order, so the result does not
+  /// depend on timing. Without this, a small dw (64 x 64 from 25088 rows) is one GEMM that
+  /// Eigen can only split along its 64 rows.
+  template <class T>
+  static void backward_by_chunks(detail::conv2d_geometry const& g, T const* x, T const* w, T const* dy, T* dx, T* dw,
+                                 index_t rows) {
+    index_t const m = g.rows(), k = g.depth(), kn = k * g.cout;
+    index_t const chunks = (m + rows - 1) / rows, team = threads_for(g);
+    bool const pointwise = g.is_pointwise();
+    auto partial = dw ? tensor<T, cpu>::uninitialized(shape{team - 1, kn}) : tensor<T, cpu>();
+#pragma omp parallel num_threads(static_cast<int>(team))
+    {
+      index_t t = thread_index();
+      auto col = pointwise ? tensor<T, cpu>() : tensor<T, cpu>::uninitialized(shape{rows, k});
+      T* dwt = t == 0 ? dw : (dw ? partial.data() + (t - 1) * kn : nullptr);
+      bool fresh = t != 0;  // a private partial is assigned by its first GEMM (beta = 0)
+#pragma omp for schedule(static)
+      for (index_t c = 0; c < chunks; ++c) {
+        index_t m0 = c * rows, m1 = std::min(m, m0 + rows);
+        T const* dyc = dy + m0 * g.cout;
+        if (dw) {
+          T const* a = pointwise ? x + m0 * k : col.data();
+          if (!pointwise) im2col(g, x, m0, m1, col.data());
+          matmul_impl<cpu>::gemm(true, false, k, g.cout, m1 - m0, T(1), a, dyc, fresh ? T(0) : T(1), dwt);
+          fresh = false;
+        }
+        if (dx && pointwise) {
+          matmul_impl<cpu>::gemm(false, true, m1 - m0, k, g.cout, T(1), dyc, w, T(1), dx + m0 * k);
+        } else if (dx) {
+          matmul_impl<cpu>::gemm(false, true, m1 - m0, k, g.cout, T(1), dyc, w, T(0), col.data());
+          col2im_add(g, col.data(), m0, m1, dx);
+        }
+      }
+      if (dw) {
+        if (fresh) std::fill(dwt, dwt + kn, T(0));  // a thread that got no chunk
+#pragma omp barrier
+        index_t actual = team_size();  // may be below team under OMP_DYNAMIC
+#pragma omp for schedule(static)
+        for (index_t e = 0; e < kn; ++e) {
+          T sum = dw[e];
+          for (index_t u = 1; u < actual; ++u) sum += partial.data()[(u - 1) * kn + e];
+          dw[e] = sum;
+        }
+      }
+    }
+  }
+
+  // ---- pieces, public for tests and benchmarks ----------------------------------------------
+
+  /// Rows per forward chunk: a column buffer of about 1 MiB (the core's L2) but at least 256
+  /// rows, so that packing the weight (K x Cout) once per GEMM stays cheap next to the GEMM
+  /// itself (about 10/rows of it); then evened out so that every thread gets as many chunks.
+  static index_t forward_chunk_rows(detail::conv2d_geometry const& g, std::size_t elem_size, index_t team) {
+    index_t row_bytes = std::max<index_t>(1, g.depth() * static_cast<index_t>(elem_size));
+    index_t rows = column_budget_bytes() > 0 ? static_cast<index_t>(column_budget_bytes()) / row_bytes
+                                             : std::max<index_t>(256, (index_t(1) << 20) / row_bytes);
+    rows = std::min(rows, (index_t(64) << 20) / (team * row_bytes));  // all buffers together <= 64 MiB
+    rows = std::max<index_t>(rows, 1);
+    index_t rounds = (g.rows() + team * rows - 1) / (team * rows);  // chunks per thread
+    return std::max<index_t>(1, (g.rows() + team * rounds - 1) / (team * rounds));
+  }
+
+  /// Images per chunk of backward_by_chunks: chunks of about 256 rows or 1 MiB of columns (whole
+  /// images, evened out over the threads), or 0 when that path does not apply: one thread, fewer
+  /// images than threads, an image whose columns exceed the budget (8 MiB when automatic), or all
+  /// buffers together above 64 MiB.
+  static index_t backward_images_per_chunk(detail::conv2d_geometry const& g, std::size_t elem_size, bool with_dw) {
+    index_t team = threads_for(g), per_image = g.ho * g.wo;
+    if (team < 2 || g.n < team) return 0;
+    index_t row_bytes = std::max<index_t>(1, g.depth() * static_cast<index_t>(elem_size));
+    index_t budget = column_budget_bytes() > 0 ? static_cast<index_t>(column_budget_bytes()) : index_t(8) << 20;
+    if (per_image * row_bytes > budget) return 0;
+    index_t target = column_budget_bytes() > 0 ? budget / row_bytes : std::max<index_t>(256, (index_t(1) << 20) / row_bytes);
+    index_t images = std::max<index_t>(1, std::min(target, budget / row_bytes) / per_image);
+    index_t rounds = (g.n + team * images - 1) / (team * images);  // chunks per thread
+    images = (g.n + team * rounds - 1) / (team * rounds);
+    index_t bytes = team * images * per_image * row_bytes +
+                    (with_dw ? (team - 1) * g.depth() * g.cout * static_cast<index_t>(elem_size) : 0);
+    return bytes > (index_t(64) << 20) ? 0 : images;
+  }
+
+  /// Rows per chunk of the other backward path: whole images when one image's columns fit the
+  /// budget, else a part of one image (chunks never straddle an image boundary then, which
+  /// col2im_add relies on). Each GEMM and col2im_add of a chunk uses every thread, so the
+  /// automatic budget is about 1 MiB per thread, at least 128 rows per thread (see
+  /// forward_chunk_rows).
+  static index_t chunk_rows(detail::conv2d_geometry const& g, std::size_t elem_size) {
+    index_t per_image = g.ho * g.wo;
+    index_t row_bytes = std::max<index_t>(1, g.depth() * static_cast<index_t>(elem_size));
+    index_t rows = column_budget_bytes() > 0 ? static_cast<index_t>(column_budget_bytes()) / row_bytes
+                                             : std::max((threads() << 20) / row_bytes, 128 * threads());
+    rows = std::max<index_t>(rows, 1);
+    if (rows >= per_image) rows = rows / per_image * per_image;
+    return std::max<index_t>(1, std::min(rows, g.rows()));
+  }
+
+  /// Calls f(m0, m1) for consecutive row ranges of at most `chunk` rows covering [0, rows()).
+  template <class F>
+  static void for_each_chunk(detail::conv2d_geometry const& g, index_t chunk, F&& f) {
+    index_t per_image = g.ho * g.wo, total = g.rows();
+    for (index_t m0 = 0; m0 < total;) {
+      index_t m1 = std::min(total, m0 + chunk);
+      if (chunk < per_image) m1 = std::min(m1, (m0 / per_image + 1) * per_image);
+      f(m0, m1);
+      m0 = m1;
+    }
+  }
+
+  /// col[m - m0, (a, b, c)] = x[n, oh*sh - ph + a*dh, ow*sw - pw + b*dw, c] for output rows
+  /// m = (n, oh, ow) in [m0, m1), zero where the tap falls in the padding. Writes every element.
+  template <class T>
+  static void im2col(detail::conv2d_geometry const& g, T const* x, index_t m0, index_t m1, T* col) {
+    index_t const k = g.depth(), per_image = g.ho * g.wo, run = g.kw * g.cin, cin = g.cin;
+    index_t const dw = g.dilation_w;
+#pragma omp parallel for schedule(static) if ((m1 - m0) * k > (1 << 15))
+    for (index_t m = m0; m < m1; ++m) {
+      index_t n = m / per_image, r = m % per_image, oh = r / g.wo, ow = r % g.wo;
+      T* dst = col + (m - m0) * k;
+      T const* xn = x + n * g.h * g.w * cin;
+      index_t ih0 = oh * g.stride_h - g.pad_h, iw0 = ow * g.stride_w - g.pad_w;
+      // taps b in [b_lo, b_hi) read input columns inside the image
+      index_t b_lo = iw0 < 0 ? (-iw0 + dw - 1) / dw : 0;
+      index_t b_hi = g.w - 1 - iw0 < 0 ? 0 : std::min(g.kw, (g.w - 1 - iw0) / dw + 1);
+      if (b_lo > b_hi) b_lo = b_hi;
+      for (index_t a = 0; a < g.kh; ++a, dst += run) {
+        index_t ih = ih0 + a * g.dilation_h;
+        if (ih < 0 || ih >= g.h || b_lo == b_hi) {
+          std::fill(dst, dst + run, T(0));
+          continue;
+        }
+        T const* xrow = xn + ih * g.w * cin;
+        std::fill(dst, dst + b_lo * cin, T(0));
+        if (dw == 1) {  // the valid taps of this kernel row are one contiguous run of the input
+          std::memcpy(dst + b_lo * cin, xrow + (iw0 + b_lo) * cin, sizeof(T) * static_cast<std::size_t>((b_hi - b_lo) * cin));
+        } else {
+          for (index_t b = b_lo; b < b_hi; ++b)
+            std::memcpy(dst + b * cin, xrow + (iw0 + b * dw) * cin, sizeof(T) * static_cast<std::size_t>(cin));
+        }
+        std::fill(dst + b_hi * cin, dst + run, T(0));
+      }
+    }
+  }
+
+  /// The adjoint of im2col: dx[n, ih, iw, c] += every dcol entry that im2col copied from there,
+  /// for output rows [m0, m1). A gather over input pixels, so threads never write the same pixel.
+  template <class T>
+  static void col2im_add(detail::conv2d_geometry const& g, T const* dcol, index_t m0, index_t m1, T* dx) {
+    index_t const k = g.depth(), per_image = g.ho * g.wo, cin = g.cin;
+    index_t n0 = m0 / per_image, n1 = (m1 - 1) / per_image + 1;
+    index_t ih_lo = 0, ih_hi = g.h;
+    if (n1 - n0 == 1) {  // possibly part of one image: only the input rows its outputs read
+      index_t oh_first = (m0 - n0 * per_image) / g.wo, oh_last = (m1 - 1 - n0 * per_image) / g.wo;
+      ih_lo = std::max<index_t>(0, oh_first * g.stride_h - g.pad_h);
+      ih_hi = std::min(g.h, oh_last * g.stride_h - g.pad_h + (g.kh - 1) * g.dilation_h + 1);
+    }
+    index_t nrows = ih_hi - ih_lo;
+    if (nrows <= 0) return;
+#pragma omp parallel for schedule(static) if ((n1 - n0) * nrows * g.w * k > (1 << 15))
+    for (index_t t = 0; t < (n1 - n0) * nrows; ++t) {
+      index_t n = n0 + t / nrows, ih = ih_lo + t % nrows, mbase = n * per_image;
+      for (index_t iw = 0; iw < g.w; ++iw) {
+        T* d = dx + ((n * g.h + ih) * g.w + iw) * cin;
+        for (index_t a = 0; a < g.kh; ++a) {
+          index_t th = ih + g.pad_h - a * g.dilation_h;
+          if (th < 0) break;
+          if (th % g.stride_h != 0 || th / g.stride_h >= g.ho) continue;
+          index_t oh = th / g.stride_h;
+          for (index_t b = 0; b < g.kw; ++b) {
+            index_t tw = iw + g.pad_w - b * g.dilation_w;
+            if (tw < 0) break;
+            if (tw % g.stride_w != 0 || tw / g.stride_w >= g.wo) continue;
+            index_t mm = mbase + oh * g.wo + tw / g.stride_w;
+            if (mm < m0 || mm >= m1) continue;
+            T const* s = dcol + (mm - m0) * k + (a * g.kw + b) * cin;
+            for (index_t c = 0; c < cin; ++c) d[c] += s[c];
+          }
+        }
+      }
+    }
+  }
+
+  /// y[r, c] += bias[c] for r < m.
+  template <class T>
+  static void add_bias(T* y, T const* bias, index_t m, index_t cout) {
+#pragma omp parallel for schedule(static) if (m * cout > (1 << 15))
+    for (index_t r = 0; r < m; ++r) {
+      T* yr = y + r * cout;
+      for (index_t c = 0; c < cout; ++c) yr[c] += bias[c];
+    }
+  }
+
+  /// db[c] += sum_r dy[r, c], accumulated in double; threads own blocks of channels, so the
+  /// result does not depend on the thread count.
+  template <class T>
+  static void bias_backward(T const* dy, index_t m, index_t cout, T* db) {
+    constexpr index_t block = 16;
+    index_t blocks = (cout + block - 1) / block;
+#pragma omp parallel for schedule(static) if (m * cout > (1 << 15))
+    for (index_t bi = 0; bi < blocks; ++bi) {
+      index_t c0 = bi * block, c1 = std::min(cout, c0 + block);
+      double acc[block] = {};
+      for (index_t r = 0; r < m; ++r) {
+        T const* row = dy + r * cout;
+        for (index_t c = c0; c < c1; ++c) acc[c - c0] += static_cast<double>(row[c]);
+      }
+      for (index_t c = c0; c < c1; ++c) db[c] += static_cast<T>(acc[c - c0]);
+    }
+  }
+};
+
+}  // namespace arcnet::ops
