@@ -1,0 +1,78 @@
+#pragma once
+// nn::batch_norm<C>: batch normalisation over the channels (last axis) of NHWC or (N, C) activations.
+#include <string>
+
+#include "arcnet/nn/init.hpp"
+#include "arcnet/nn/layer.hpp"
+#include "arcnet/ops/batch_norm.hpp"
+
+namespace arcnet::nn {
+
+/// PyTorch's BatchNorm2d / BatchNorm1d: weight 1, bias 0, running_mean 0, running_var 1, momentum 0.1, eps 1e-5.
+/// Training mode normalises with batch statistics and updates the running ones; eval mode uses the running ones.
+template <int C>
+struct batch_norm {
+  static_assert(C > 0, "arcnet::nn::batch_norm<C>: C must be positive");
+  static constexpr int in_channels = C;
+  static constexpr int out_channels = C;
+  static constexpr char const* type_name = "batch_norm";
+  static std::string describe_type() { return detail::concat("batch_norm<", C, ">"); }
+
+  template <class T, class D>
+  class module {
+   public:
+    explicit module(generator& = default_generator())
+        : weight_(detail::make_parameter<T, D>(shape{C}, [](auto& w) { w.fill(T(1)); })),
+          bias_(detail::make_parameter<T, D>(shape{C}, [](auto&) {})),
+          running_mean_(detail::make_buffer<T, D>(shape{C}, T(0))),
+          running_var_(detail::make_buffer<T, D>(shape{C}, T(1))),
+          num_batches_tracked_(detail::make_buffer<T, D>(shape{}, T(0))) {}
+
+    /// (..., C) -> (..., C)
+    variable<T, D> forward(variable<T, D> const& x) {
+      if (x.rank() < 2 || x.size(-1) != C)
+        detail::raise<shape_error>(describe_type(), ": expected input (..., ", C, "), got shape ", x.shape());
+      ops::batch_norm_options o;
+      o.training = training_;
+      o.momentum = momentum_;
+      o.eps = eps_;
+      if (training_ && autograd::grad_enabled()) bump_batches();
+      return ops::batch_norm(x, weight_, bias_, running_mean_, running_var_, o);
+    }
+    template <class F>
+    void for_each_parameter(F&& f, std::string const& prefix = "") {
+      f(detail::join_name(prefix, "weight"), weight_, param_layout::plain);
+      f(detail::join_name(prefix, "bias"), bias_, param_layout::plain);
+    }
+    template <class F>
+    void for_each_buffer(F&& f, std::string const& prefix = "") {
+      f(detail::join_name(prefix, "running_mean"), running_mean_);
+      f(detail::join_name(prefix, "running_var"), running_var_);
+      f(detail::join_name(prefix, "num_batches_tracked"), num_batches_tracked_);
+    }
+    void train(bool on) { training_ = on; }
+    bool training() const { return training_; }
+    void set_momentum(double m) { momentum_ = m; }
+    shape describe(shape const& in, std::string const& prefix, std::vector<layer_info>& out) const {
+      if (in.rank() < 2 || in[in.rank() - 1] != C)
+        detail::raise<shape_error>(describe_type(), ": expected input (..., ", C, "), got shape ", in);
+      out.push_back({prefix, describe_type(), in, index_t(2) * C, 2.0 * double(in.numel())});
+      return in;
+    }
+    variable<T, D>& weight() { return weight_; }
+    variable<T, D>& bias() { return bias_; }
+    tensor<T, D>& running_mean() { return running_mean_; }
+    tensor<T, D>& running_var() { return running_var_; }
+
+   private:
+    void bump_batches() {
+      if constexpr (std::is_same_v<D, cpu>) num_batches_tracked_[0] += T(1);
+    }
+    variable<T, D> weight_, bias_;
+    tensor<T, D> running_mean_, running_var_, num_batches_tracked_;
+    bool training_ = true;
+    double momentum_ = 0.1, eps_ = 1e-5;
+  };
+};
+
+}  // namespace arcnet::nn

@@ -1,0 +1,151 @@
+#pragma once
+// nn::sequential<Layers...>: layers applied in order, with the channel counts checked at
+// compile time at every boundary; nn::named<Name, Layer> gives a child its checkpoint name.
+#include <string>
+#include <tuple>
+#include <utility>
+
+#include "arcnet/nn/layer.hpp"
+
+namespace arcnet::nn {
+
+/// A child with a name in checkpoints ("conv1"); Name is a `constexpr char[]` with linkage:
+///   inline constexpr char conv1[] = "conv1";   nn::named<conv1, nn::conv2d<3, 64, 7, 2>>
+template <char const* Name, class Layer>
+struct named : Layer {
+  using layer = Layer;
+  static constexpr char const* child_name = Name;
+};
+
+}  // namespace arcnet::nn
+
+namespace arcnet::detail {
+
+template <class L, class = void>
+struct child_name_of {
+  static std::string get(std::size_t index) { return std::to_string(index); }
+};
+template <class L>
+struct child_name_of<L, std::void_t<decltype(L::child_name)>> {
+  static std::string get(std::size_t) { return L::child_name; }
+};
+
+/// One boundary of a sequential. On a mismatch the compiler prints this template's arguments:
+/// the position, both layer types, and the two channel counts.
+template <std::size_t Position, class Previous, class Next, int PreviousOut, int NextIn>
+struct sequential_boundary {
+  static constexpr bool ok = PreviousOut == nn::any_channels || NextIn == nn::any_channels || PreviousOut == NextIn;
+  static_assert(ok,
+                "arcnet::nn::sequential: channel mismatch: the layer at position `Position` produces `PreviousOut` "
+                "channels but the next layer (`Next`) expects `NextIn` input channels; the template arguments "
+                "of arcnet::detail::sequential_boundary in this message name both layers");
+};
+
+/// Channels flowing out of a layer that receives `in` channels (any_channels when unknown).
+template <class L>
+constexpr int channels_after(int in) {
+  return L::out_channels == nn::same_channels ? in : L::out_channels;
+}
+template <class L>
+constexpr int channels_into(int flowing) {
+  return L::in_channels == nn::any_channels ? flowing : L::in_channels;
+}
+
+/// Checks every boundary of Layers..., carrying the channel count through channel-preserving layers.
+template <std::size_t Position, int Flowing, class Previous, class... Rest>
+struct sequential_check;
+template <std::size_t Position, int Flowing, class Previous>
+struct sequential_check<Position, Flowing, Previous> {
+  static constexpr int out = Flowing;
+};
+template <std::size_t Position, int Flowing, class Previous, class Next, class... Rest>
+struct sequential_check<Position, Flowing, Previous, Next, Rest...>
+    // Base classes are instantiated with the class, so every boundary's static_assert is checked.
+    : sequential_boundary<Position, Previous, Next, Flowing, Next::in_channels>,
+      sequential_check<Position + 1,
+                       channels_after<Next>(sequential_boundary<Position, Previous, Next, Flowing, Next::in_channels>::ok
+                                                ? channels_into<Next>(Flowing)
+                                                : Next::in_channels),  // after a mismatch, go on as if it fit
+                       Next, Rest...> {
+  using rest = sequential_check<Position + 1,
+                                channels_after<Next>(sequential_boundary<Position, Previous, Next, Flowing,
+                                                                         Next::in_channels>::ok
+                                                         ? channels_into<Next>(Flowing)
+                                                         : Next::in_channels),
+                                Next, Rest...>;
+  static constexpr int out = rest::out;
+};
+
+}  // namespace arcnet::detail
+
+namespace arcnet::nn {
+
+template <class... Layers>
+struct sequential {
+  static_assert(sizeof...(Layers) > 0, "arcnet::nn::sequential<Layers...>: needs at least one layer");
+  using layers = std::tuple<Layers...>;
+  using first = std::tuple_element_t<0, layers>;
+  using check = detail::sequential_check<0, detail::channels_after<first>(first::in_channels), Layers...>;
+  static_assert(sizeof(check) > 0);  // instantiates the boundary checks
+  static constexpr int in_channels = first::in_channels;
+  static constexpr int out_channels = check::out;
+  static constexpr char const* type_name = "sequential";
+  static std::string describe_type() { return "sequential"; }
+
+  template <class T, class D>
+  class module {
+   public:
+    explicit module(generator& g = default_generator()) : children_(make_children(g, std::index_sequence_for<Layers...>{})) {}
+
+    variable<T, D> forward(variable<T, D> const& x) {
+      variable<T, D> y = x;
+      std::apply([&](auto&... c) { ((y = c.forward(y)), ...); }, children_);
+      return y;
+    }
+    template <class F>
+    void for_each_parameter(F&& f, std::string const& prefix = "") {
+      each([&](auto& c, std::string const& name) { c.for_each_parameter(f, detail::join_name(prefix, name)); });
+    }
+    template <class F>
+    void for_each_buffer(F&& f, std::string const& prefix = "") {
+      each([&](auto& c, std::string const& name) { c.for_each_buffer(f, detail::join_name(prefix, name)); });
+    }
+    void train(bool on) {
+      std::apply([&](auto&... c) { (c.train(on), ...); }, children_);
+    }
+    shape describe(shape const& in, std::string const& prefix, std::vector<layer_info>& out) const {
+      shape s = in;
+      each_const([&](auto const& c, std::string const& name) { s = c.describe(s, detail::join_name(prefix, name), out); });
+      return s;
+    }
+    /// The I-th child's module.
+    template <std::size_t I>
+    auto& get() { return std::get<I>(children_); }
+
+   private:
+    using children = std::tuple<typename Layers::template module<T, D>...>;
+    template <std::size_t... I>
+    static children make_children(generator& g, std::index_sequence<I...>) {
+      return children(typename Layers::template module<T, D>(g)...);
+    }
+    template <class F>
+    void each(F&& f) {
+      each_impl(f, std::index_sequence_for<Layers...>{});
+    }
+    template <class F, std::size_t... I>
+    void each_impl(F& f, std::index_sequence<I...>) {
+      (f(std::get<I>(children_), detail::child_name_of<std::tuple_element_t<I, layers>>::get(I)), ...);
+    }
+    template <class F>
+    void each_const(F&& f) const {
+      each_const_impl(f, std::index_sequence_for<Layers...>{});
+    }
+    template <class F, std::size_t... I>
+    void each_const_impl(F& f, std::index_sequence<I...>) const {
+      (f(std::get<I>(children_), detail::child_name_of<std::tuple_element_t<I, layers>>::get(I)), ...);
+    }
+    children children_;
+  };
+};
+
+}  // namespace arcnet::nn
