@@ -1,5 +1,7 @@
 #pragma once
 // The umbrella header: everything arcnet offers on the CPU (and on CUDA under nvcc).
+// io/ (safetensors, PyTorch .pth) needs nlohmann-json and data/ needs libjpeg-turbo, libpng and
+// zlib: each is included when its libraries are installed (link arcnet::io, arcnet::data).
 #include "arcnet/config.hpp"
 
 #include "arcnet/core/device.hpp"
@@ -13,6 +15,47 @@
 #include "arcnet/autograd/variable.hpp"
 
 #include "arcnet/ops/activation.hpp"
+#include "arcnet/ops/batch_norm.hpp"
+#include "arcnet/ops/conv2d.hpp"
 #include "arcnet/ops/elementwise.hpp"
+#include "arcnet/ops/loss.hpp"
+#include "arcnet/ops/margin.hpp"
 #include "arcnet/ops/matmul.hpp"
+#include "arcnet/ops/normalize.hpp"
+#include "arcnet/ops/pool.hpp"
 #include "arcnet/ops/reduce.hpp"
+#include "arcnet/ops/reshape.hpp"
+
+#include "arcnet/nn/batch_norm.hpp"
+#include "arcnet/nn/conv2d.hpp"
+#include "arcnet/nn/init.hpp"
+#include "arcnet/nn/layer.hpp"
+#include "arcnet/nn/linear.hpp"
+#include "arcnet/nn/residual.hpp"
+#include "arcnet/nn/sequential.hpp"
+#include "arcnet/nn/stateless.hpp"
+#include "arcnet/nn/summary.hpp"
+
+#include "arcnet/models/arcface.hpp"
+#include "arcnet/models/resnet.hpp"
+#include "arcnet/models/retriever.hpp"
+
+#include "arcnet/optim/sgd.hpp"
+
+// data/ (decoding, transforms, datasets, loader) needs libjpeg-turbo, libpng and zlib (link arcnet::data).
+#if __has_include(<turbojpeg.h>) && __has_include(<png.h>) && __has_include(<zlib.h>)
+#include "arcnet/data/dataset.hpp"
+#include "arcnet/data/decode.hpp"
+#include "arcnet/data/encode.hpp"
+#include "arcnet/data/idx.hpp"
+#include "arcnet/data/image.hpp"
+#include "arcnet/data/loader.hpp"
+#include "arcnet/data/sampler.hpp"
+#include "arcnet/data/transforms.hpp"
+#endif
+
+#if __has_include(<nlohmann/json.hpp>)
+#include "arcnet/io/checkpoint.hpp"
+#include "arcnet/io/pth.hpp"
+#include "arcnet/io/safetensors.hpp"
+#endif

@@ -1,0 +1,66 @@
+"""The PyTorch side of benchmarks/models/compare_cpu.sh: torchvision ResNet-50 + an ArcFace head
+(3997 classes, s = 64, m = 0.5), inference and SGD-Nesterov training steps, images per second.
+Run with Debian's PyTorch: /usr/bin/python3 resnet_arcface_torch.py SIZE BATCH [ITERS]"""
+import math
+import os
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+
+size, batch = int(sys.argv[1]), int(sys.argv[2])
+iters = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+C, S, M = 3997, 64.0, 0.5
+
+
+class Head(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.norm_product = nn.Linear(2048, C, bias=False)
+
+    def forward(self, x, target):
+        cos = F.linear(F.normalize(x), F.normalize(self.norm_product.weight))
+        phi = torch.cos(torch.acos(cos.clamp(-1 + 1e-7, 1 - 1e-7)) + M)
+        phi = torch.where(cos > math.cos(math.pi - M), phi, cos - math.sin(M) * M)
+        onehot = F.one_hot(target, C).to(cos.dtype)
+        return S * (onehot * phi + (1 - onehot) * cos)
+
+
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count())))
+torch.manual_seed(1)
+backbone = torchvision.models.resnet50()
+backbone.fc = nn.Identity()
+head = Head()
+params = list(backbone.parameters()) + list(head.parameters())
+opt = torch.optim.SGD(params, lr=0.02 * batch / 256, momentum=0.9, nesterov=True, weight_decay=5e-4)
+x = torch.randn(batch, 3, size, size)
+target = torch.randint(0, C, (batch,))
+
+
+def median(v):
+    return sorted(v)[len(v) // 2]
+
+
+backbone.train()
+train_t = []
+for i in range(iters + 1):
+    t0 = time.perf_counter()
+    opt.zero_grad()
+    loss = F.cross_entropy(head(backbone(x), target), target)
+    loss.backward()
+    opt.step()
+    if i:
+        train_t.append(time.perf_counter() - t0)
+backbone.eval()
+infer_t = []
+with torch.no_grad():
+    for i in range(iters + 1):
+        t0 = time.perf_counter()
+        F.normalize(backbone(x))
+        if i:
+            infer_t.append(time.perf_counter() - t0)
+print("pytorch size=%d batch=%d loss=%.3f infer_img_s=%.3f train_img_s=%.3f threads=%d"
+      % (size, batch, loss.item(), batch / median(infer_t), batch / median(train_t), torch.get_num_threads()))

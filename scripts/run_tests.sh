@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Builds arcnet (Release) and runs every test: the unit tests, the header compile-alone check
+# (part of the build), the packaging tests, and the CUDA tests when nvcc is found (reported as
+# skipped without a GPU). Works from any directory.
+#   ARCNET_BUILD_DIR  build directory (default: <repo>/build)
+#   ARCNET_CUDA       AUTO (the default of a new build directory), ON or OFF
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+build="${ARCNET_BUILD_DIR:-$root/build}"
+jobs="$(nproc)"
+
+scripts/install_deps.sh
+cuda=()  # ARCNET_CUDA only when given: otherwise the build directory keeps its choice (default AUTO)
+[[ -n "${ARCNET_CUDA:-}" ]] && cuda=(-DARCNET_CUDA="$ARCNET_CUDA")
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release "${cuda[@]}"
+cmake --build "$build" -j "$jobs"
+cd "$build"
+ctest --output-on-failure -j "$jobs"
