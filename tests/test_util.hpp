@@ -29,6 +29,14 @@ void require_gradients_match(F&& f, std::vector<variable<double, cpu>> inputs, d
   REQUIRE(r.max_error < tol);
 }
 
+/// Catch matcher: an arcnet::error whose message contains `part`. Matches an arcnet::error whose message contains `part`.
+struct message_contains : Catch::MatcherBase<arcnet::error> {
+  std::string part;
+  explicit message_contains(std::string p) : part(std::move(p)) {}
+  bool match(arcnet::error const& e) const override { return std::string(e.what()).find(part) != std::string::npos; }
+  std::string describe() const override { return "message contains \"" + part + "\""; }
+};
+
 /// max_i |a_i - b_i| / max(|b_i|, floor)
 template <class T, class U>
 double max_relative_difference(tensor<T, cpu> const& a, tensor<U, cpu> const& b, double floor = 1e-6) {

@@ -12,13 +12,7 @@ using arcnet::testing::require_gradients_match;
 using dtensor = tensor<double, cpu>;
 using dvar = variable<double, cpu>;
 
-/// Matches an arcnet::error whose message contains `part`.
-struct message_contains : Catch::MatcherBase<arcnet::error> {
-  std::string part;
-  explicit message_contains(std::string p) : part(std::move(p)) {}
-  bool match(arcnet::error const& e) const override { return std::string(e.what()).find(part) != std::string::npos; }
-  std::string describe() const override { return "message contains \"" + part + "\""; }
-};
+using arcnet::testing::message_contains;
 
 /// Random values with |x| in [lo, hi] and alternating signs (away from 0, e.g. for abs).
 inline dvar signed_away_from_zero(shape s, generator& g, double lo, double hi) {

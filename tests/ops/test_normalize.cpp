@@ -10,13 +10,7 @@ using arcnet::testing::require_gradients_match;
 using dtensor = tensor<double, cpu>;
 using dvar = variable<double, cpu>;
 
-/// Matches an arcnet::error whose message contains `part`.
-struct message_contains : Catch::MatcherBase<arcnet::error> {
-  std::string part;
-  explicit message_contains(std::string p) : part(std::move(p)) {}
-  bool match(arcnet::error const& e) const override { return std::string(e.what()).find(part) != std::string::npos; }
-  std::string describe() const override { return "message contains \"" + part + "\""; }
-};
+using arcnet::testing::message_contains;
 }  // namespace normalize_test
 
 TEST_CASE("l2_normalize: hand-computed values along the last axis and along axis 0", "[ops][normalize]") {
