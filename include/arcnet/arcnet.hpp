@@ -40,6 +40,8 @@
 #include "arcnet/models/resnet.hpp"
 #include "arcnet/models/retriever.hpp"
 
+#include "arcnet/metrics/retrieval.hpp"
+
 #include "arcnet/optim/sgd.hpp"
 
 // data/ (decoding, transforms, datasets, loader) needs libjpeg-turbo, libpng and zlib (link arcnet::data).
