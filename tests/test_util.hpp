@@ -3,6 +3,9 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <filesystem>
+#include <iterator>
+#include <unistd.h>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -18,6 +21,32 @@ inline variable<double, cpu> random_variable(shape s, generator& g, double lo = 
   if (lo < hi) g.fill_uniform(t, lo, hi);
   else g.fill_normal(t);
   return variable<double, cpu>(t, true);
+}
+
+/// A fresh, empty directory for one test case, under a per-process root removed at exit.
+inline std::filesystem::path scratch_dir(std::string const& name) {
+  namespace fs = std::filesystem;
+  static struct root_dir {
+    fs::path path;
+    ~root_dir() {
+      std::error_code ec;
+      fs::remove_all(path, ec);
+    }
+  } const root{fs::temp_directory_path() / ("arcnet_tests_" + std::to_string(static_cast<long>(::getpid())))};
+  auto dir = root.path / name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+/// The whole content of a file ("" when it cannot be read).
+inline std::string read_bytes(std::filesystem::path const& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+/// Replaces a file's content with `bytes`.
+inline void write_bytes(std::filesystem::path const& p, std::string const& bytes) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
 /// Asserts that the autograd gradient of f matches finite differences to `tol`.

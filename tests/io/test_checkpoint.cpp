@@ -1,8 +1,6 @@
 #include "test_util.hpp"
 
 #include <cstdio>
-#include <fstream>
-#include <iterator>
 
 #include <arcnet/io/checkpoint.hpp>
 #include <arcnet/models/resnet.hpp>
@@ -17,10 +15,6 @@ models::arcface_options head(int classes = 5) {
   o.num_classes = classes;
   o.num_subcenters = 2;
   return o;
-}
-std::string slurp(std::string const& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 }  // namespace checkpoint_test
 
@@ -102,11 +96,11 @@ TEST_CASE("checkpoint: a failed save keeps the existing file intact", "[io]") {
   checkpoint_test::model::module<float, cpu> m(checkpoint_test::head());
   std::string path = "checkpoint_test_keep.safetensors";
   io::save_checkpoint(path, m);
-  auto before = checkpoint_test::slurp(path);
+  auto before = testing::read_bytes(path);
   REQUIRE(before.size() > 1000);
   CHECK_THROWS_AS(io::save_checkpoint("no/such/dir/model.safetensors", m), io_error);
   checkpoint_test::model::module<float, cpu> other(checkpoint_test::head(7));
   CHECK_THROWS_AS(io::load_checkpoint(path, other), io_error);  // shapes do not fit: nothing written
-  CHECK(checkpoint_test::slurp(path) == before);
+  CHECK(testing::read_bytes(path) == before);
   std::remove(path.c_str());
 }

@@ -21,27 +21,9 @@ std::string lit(char const (&s)[N]) {
   return std::string(s, N - 1);
 }
 inline std::string data_path(std::string const& file) { return std::string(ARCNET_TEST_DATA_DIR) + "/" + file; }
-inline fs::path scratch_dir(std::string const& name) {
-  static struct root_dir {  // removed when the test program exits
-    fs::path path;
-    ~root_dir() {
-      std::error_code ec;
-      fs::remove_all(path, ec);
-    }
-  } const root{fs::temp_directory_path() / ("arcnet_pth_" + std::to_string(static_cast<long>(::getpid())))};
-  auto dir = root.path / name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-inline std::string read_bytes(std::string const& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-inline void write_bytes(std::string const& p, std::string const& bytes) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
+using arcnet::testing::read_bytes;
+using arcnet::testing::scratch_dir;
+using arcnet::testing::write_bytes;
 
 /// The names "<file>:<key>" of pth_expected.txt, grouped by file.
 inline std::map<std::string, std::set<std::string>> expected_keys() {

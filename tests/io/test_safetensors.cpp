@@ -24,28 +24,9 @@ namespace safetensors_test {
 
 namespace fs = std::filesystem;
 
-/// A fresh, empty directory for one test case.
-inline fs::path scratch_dir(std::string const& name) {
-  static struct root_dir {  // removed when the test program exits
-    fs::path path;
-    ~root_dir() {
-      std::error_code ec;
-      fs::remove_all(path, ec);
-    }
-  } const root{fs::temp_directory_path() / ("arcnet_io_" + std::to_string(static_cast<long>(::getpid())))};
-  auto dir = root.path / name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-inline std::string read_bytes(fs::path const& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-inline void write_bytes(fs::path const& p, std::string const& bytes) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
+using arcnet::testing::read_bytes;
+using arcnet::testing::scratch_dir;
+using arcnet::testing::write_bytes;
 /// A safetensors file from a header text and a data section.
 inline std::string make_file(std::string const& header, std::string const& data) {
   std::string out;
