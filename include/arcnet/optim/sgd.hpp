@@ -13,6 +13,7 @@
 #include "arcnet/core/error.hpp"
 #include "arcnet/core/tensor.hpp"
 #include "arcnet/ops/elementwise.hpp"
+#include "arcnet/optim/optimizer.hpp"
 
 namespace arcnet::optim {
 
@@ -48,13 +49,13 @@ struct sgd_options {
 ///   g += weight_decay * p;  buf = g on the first step, else buf = momentum * buf + (1 - dampening) * g;
 ///   g = nesterov ? g + momentum * buf : buf  (when momentum != 0);  p -= lr * g.
 /// Parameters without a gradient are skipped. Parameters are handles: the optimizer updates
-/// the same values the model reads.
+/// the same values the model reads. Usable through the optim::optimizer interface.
 template <class T, class Device = cpu>
-class sgd {
+class sgd : public optimizer<T, Device> {
  public:
   using parameter = variable<T, Device>;
   /// Momentum buffers by "<parameter name>.momentum_buffer", on the host (for checkpoints).
-  using state_dict = std::map<std::string, tensor<T, cpu>>;
+  using state_dict = typename optimizer<T, Device>::state_dict;
 
   /// Parameters sharing one set of hyper-parameters; names key the optimizer state.
   struct group {
@@ -98,8 +99,10 @@ class sgd {
     groups_.push_back(std::move(g));
   }
 
+  char const* name() const override { return "sgd"; }
+
   /// One update of every parameter that has a gradient.
-  void step() {
+  void step() override {
     autograd::no_grad guard;
     for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
       auto const& o = groups_[gi].options;
@@ -114,20 +117,26 @@ class sgd {
   }
 
   /// Clears every parameter's gradient (set to none, so that the next backward allocates it).
-  void zero_grad() {
+  void zero_grad() override {
     for (auto& g : groups_)
       for (auto& p : g.params) p.zero_grad();
   }
 
   /// Sets the learning rate of every group (what a schedule does each iteration).
-  void set_lr(double lr) {
+  void set_lr(double lr) override {
     ARCNET_CHECK_AS(config_error, lr >= 0, "sgd::set_lr: expected lr >= 0, got ", lr);
     for (auto& g : groups_) g.options.lr = lr;
   }
+  /// Sets the learning rate of group `g` only.
+  void set_lr(std::size_t g, double lr) override {
+    checked_group("sgd::set_lr", g);
+    ARCNET_CHECK_AS(config_error, lr >= 0, "sgd::set_lr: expected lr >= 0 for group ", g, ", got ", lr);
+    groups_[g].options.lr = lr;
+  }
   /// The learning rate of group `g`.
-  double lr(std::size_t g = 0) const { return checked_group("sgd::lr", g).options.lr; }
+  double lr(std::size_t g = 0) const override { return checked_group("sgd::lr", g).options.lr; }
 
-  std::size_t num_groups() const { return groups_.size(); }
+  std::size_t num_groups() const override { return groups_.size(); }
   /// Group `g`: its parameters, names and (mutable) hyper-parameters.
   group& param_group(std::size_t g) {
     checked_group("sgd::param_group", g);
@@ -136,7 +145,7 @@ class sgd {
   group const& param_group(std::size_t g) const { return checked_group("sgd::param_group", g); }
 
   /// Host copies of the momentum buffers that exist (none before the first step or without momentum).
-  state_dict state() const {
+  state_dict state() const override {
     state_dict s;
     for (std::size_t gi = 0; gi < groups_.size(); ++gi)
       for (std::size_t pi = 0; pi < buffers_[gi].size(); ++pi)
@@ -145,7 +154,7 @@ class sgd {
   }
   /// Replaces the momentum buffers with those in `s` (keys as state() writes them); parameters
   /// missing from `s` start without a buffer. Throws on unknown keys and mismatched shapes.
-  void load_state(state_dict const& s) {
+  void load_state(state_dict const& s) override {
     std::vector<std::vector<tensor<T, Device>>> loaded;
     for (auto const& b : buffers_) loaded.emplace_back(b.size());
     for (auto const& [key, t] : s) {
