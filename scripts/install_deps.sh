@@ -10,6 +10,7 @@ packages=(
   nlohmann-json3-dev              # arcnet::io (safetensors headers, checkpoints)
   libboost-program-options-dev    # arcnet::engine (command-line options)
   libturbojpeg0-dev libpng-dev zlib1g-dev  # arcnet::data (JPEG, PNG, gzip IDX files)
+  pkg-config libcairo2-dev         # arcnet::viz (plots, image grids as PNG / SVG)
   dataset-fashion-mnist           # /usr/share/datasets/fashion-mnist: the IDX test, the coming ArcFace demo
   python3-pil python3-numpy       # tests/fixtures/compare_pillow.py, benchmarks/data/pipeline_pillow.py
   python3-torch python3-torchvision  # the reference that tests/fixtures/*.py are generated with
