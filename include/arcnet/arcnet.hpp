@@ -1,7 +1,10 @@
 #pragma once
 // The umbrella header: everything arcnet offers on the CPU (and on CUDA under nvcc).
 // io/ (safetensors, PyTorch .pth) needs nlohmann-json and data/ needs libjpeg-turbo, libpng and
-// zlib: each is included when its libraries are installed (link arcnet::io, arcnet::data).
+// zlib, viz/ (plots, image grids) cairo and data/: each is included when its libraries are
+// installed (link arcnet::io, arcnet::data, arcnet::viz). engine/ (the trainer and the program
+// options, Boost.Program_options) is not included here: include arcnet/engine/<part>.hpp and
+// link arcnet::engine.
 #include "arcnet/config.hpp"
 
 #include "arcnet/core/device.hpp"
@@ -37,11 +40,17 @@
 #include "arcnet/nn/summary.hpp"
 
 #include "arcnet/models/arcface.hpp"
+#include "arcnet/models/cifar_resnet.hpp"
 #include "arcnet/models/resnet.hpp"
 #include "arcnet/models/retriever.hpp"
 
 #include "arcnet/metrics/retrieval.hpp"
+#include "arcnet/metrics/report.hpp"
+#include "arcnet/metrics/search.hpp"
 
+#include "arcnet/optim/adamw.hpp"
+#include "arcnet/optim/optimizer.hpp"
+#include "arcnet/optim/schedule.hpp"
 #include "arcnet/optim/sgd.hpp"
 
 // data/ (decoding, transforms, datasets, loader) needs libjpeg-turbo, libpng and zlib (link arcnet::data).
@@ -54,6 +63,12 @@
 #include "arcnet/data/loader.hpp"
 #include "arcnet/data/sampler.hpp"
 #include "arcnet/data/transforms.hpp"
+// viz/ (plots, image grids as PNG / SVG) also needs cairo (link arcnet::viz).
+#if __has_include(<cairo.h>)
+#include "arcnet/viz/canvas.hpp"
+#include "arcnet/viz/grid.hpp"
+#include "arcnet/viz/plot.hpp"
+#endif
 #endif
 
 #if __has_include(<nlohmann/json.hpp>)

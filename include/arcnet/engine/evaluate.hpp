@@ -1,0 +1,87 @@
+#pragma once
+// Query-vs-gallery evaluation of a model: embed both sets (eval mode, no graph), search the
+// gallery in chunks (metrics::search_topk) and compute Recall@k, mAP@10 (both of mmpretrain's
+// modes) and MAP@R (metrics::evaluate_retrieval).
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <string>
+
+#include "arcnet/engine/datasets.hpp"
+#include "arcnet/engine/model_zoo.hpp"
+#include "arcnet/metrics/report.hpp"
+#include "arcnet/metrics/search.hpp"
+
+namespace arcnet::engine {
+
+/// Called while embedding: (images done, images in all).
+using progress_callback = std::function<void(index_t, index_t)>;
+
+/// L2-normalised embeddings (N, d) of every image of `set`, in set order, on the host.
+template <class D>
+tensor<float, cpu> embed(any_retriever<float, D>& model, image_set const& set, data::pipeline const& tf, int batch_size,
+                         int workers, progress_callback const& progress = {}) {
+  data::loader_options lo;
+  lo.batch_size = batch_size;
+  lo.workers = workers;
+  lo.prefetch = std::max(2, workers);
+  auto loader = set.loader(tf, lo);
+  model.train(false);
+  auto out = tensor<float, cpu>::uninitialized(shape{set.size(), model.embedding_dim()});
+  loader->begin_epoch(0);
+  data::batch b;
+  index_t done = 0;
+  while (loader->next(b)) {
+    auto f = model.extract_feat(b.images.template to<D>()).template to<cpu>();
+    if (f.size(0) != b.size()) detail::raise<shape_error>("embed: expected ", b.size(), " embeddings, got ", f.shape());
+    for (index_t r = 0; r < b.size(); ++r)  // indices: a bad sample may have been skipped
+      std::memcpy(out.data() + b.indices[static_cast<std::size_t>(r)] * f.size(1), f.data() + r * f.size(1),
+                  sizeof(float) * static_cast<std::size_t>(f.size(1)));
+    done += b.size();
+    if (progress) progress(done, set.size());
+  }
+  return out;
+}
+
+/// What evaluate() measured.
+struct evaluation {
+  metrics::retrieval_report report;
+  metrics::search_result<float> found;  // the ranking of each query (k = what the metrics needed)
+  double embed_seconds = 0, search_seconds = 0;
+};
+
+/// Embeds the query and gallery sets of `s` and scores the ranking of the gallery for each
+/// query (leave-one-out: a query never retrieves itself). MAP@R is computed when the search
+/// depth it needs (the largest class in the gallery) is at most `max_k_for_map_at_r`.
+template <class D>
+evaluation evaluate(any_retriever<float, D>& model, splits const& s, data::pipeline const& tf, int batch_size,
+                    int workers, progress_callback const& progress = {}, index_t max_k_for_map_at_r = 20000) {
+  using clock = std::chrono::steady_clock;
+  evaluation ev;
+  auto t0 = clock::now();
+  index_t total = s.query.size() + (s.leave_one_out ? 0 : s.gallery.size());
+  auto q = embed(model, s.query, tf, batch_size, workers,
+                 progress ? progress_callback([&](index_t d, index_t) { progress(d, total); }) : progress_callback());
+  tensor<float, cpu> g = s.leave_one_out ? q
+                                         : embed(model, s.gallery, tf, batch_size, workers,
+                                                 progress ? progress_callback([&](index_t d, index_t) {
+                                                   progress(s.query.size() + d, total);
+                                                 })
+                                                          : progress_callback());
+  auto t1 = clock::now();
+  std::vector<index_t> self;
+  if (s.leave_one_out)
+    for (index_t i = 0; i < s.query.size(); ++i) self.push_back(i);
+  index_t k = metrics::required_k(s.query.labels(), s.gallery.labels(), self, true);
+  bool with_r = k <= max_k_for_map_at_r;
+  if (!with_r) k = 10;
+  metrics::search_options so;
+  so.query_gallery_index = self;
+  ev.found = metrics::search_topk(q.template to<D>(), g.template to<D>(), k, so);
+  ev.report = metrics::evaluate_retrieval(ev.found, s.query.labels(), s.gallery.labels(), with_r);
+  ev.embed_seconds = std::chrono::duration<double>(t1 - t0).count();
+  ev.search_seconds = std::chrono::duration<double>(clock::now() - t1).count();
+  return ev;
+}
+
+}  // namespace arcnet::engine

@@ -1,0 +1,289 @@
+#pragma once
+// The training loop of arcnet-train, mmpretrain's tools/train.py for an image retriever:
+// builds the data, model, optimizer and schedule from train_options; trains epoch by epoch;
+// validates (Recall@1/5/10, mAP@10, MAP@R on query vs gallery); writes epoch_N, latest and best
+// checkpoints atomically; resumes from latest bit-exactly on the CPU (the sample order,
+// augmentation and learning rate are functions of (seed, epoch, iteration), and the checkpoint
+// holds every parameter, buffer and optimizer state); logs to the terminal and to
+// WORK_DIR/log.jsonl; plots loss and metrics to WORK_DIR/curves.png.
+#include <omp.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "arcnet/engine/evaluate.hpp"
+#include "arcnet/engine/progress.hpp"
+#include "arcnet/engine/train_state.hpp"
+#include "arcnet/optim/adamw.hpp"
+#include "arcnet/optim/schedule.hpp"
+#include "arcnet/optim/sgd.hpp"
+#if __has_include(<cairo.h>)
+#include "arcnet/viz/plot.hpp"
+#endif
+
+namespace arcnet::engine {
+
+/// The head's options from the config and the training set (classes, margins).
+inline models::arcface_options head_from(head_options const& h, image_set const& train) {
+  models::arcface_options o;
+  o.num_classes = static_cast<int>(train.num_classes());
+  o.num_subcenters = h.subcenters;
+  o.scale = h.scale;
+  o.margin = h.margin;
+  o.easy_margin = h.easy_margin;
+  if (!h.margins_file.empty() && h.adaptive_margins)
+    detail::raise<config_error>("head.margins-file and head.adaptive-margins: choose one");
+  if (!h.margins_file.empty()) {
+    o.margins = models::read_margins(h.margins_file);
+    if (static_cast<int>(o.margins.size()) != o.num_classes)
+      detail::raise<config_error>("head.margins-file: '", h.margins_file, "' holds ", o.margins.size(),
+                                  " margins, the training set has ", o.num_classes, " classes");
+  } else if (h.adaptive_margins) {
+    o.margins = models::adaptive_margins(train.class_counts());
+  }
+  return o;
+}
+
+/// The optimizer the config names, over every parameter of the model.
+template <class D>
+std::unique_ptr<optim::optimizer<float, D>> make_optimizer(optim_options const& o, any_retriever<float, D>& model,
+                                                           double lr) {
+  std::vector<std::pair<std::string, variable<float, D>>> params;
+  model.for_each_parameter([&](std::string const& n, variable<float, D>& p, nn::param_layout) { params.emplace_back(n, p); });
+  if (o.type == "adamw")
+    return std::make_unique<optim::adamw<float, D>>(
+        params, optim::adamw_options{}.set_lr(lr).set_betas(o.beta1, o.beta2).set_eps(o.eps).set_weight_decay(o.weight_decay));
+  return std::make_unique<optim::sgd<float, D>>(
+      params, optim::sgd_options{}.set_lr(lr).set_momentum(o.momentum).set_nesterov(o.nesterov).set_weight_decay(o.weight_decay));
+}
+
+/// Copies `from` over `to` atomically (temporary file + rename).
+inline void copy_atomically(std::string const& from, std::string const& to) {
+  namespace fs = std::filesystem;
+  std::string tmp = to + ".tmp-copy";
+  std::error_code ec;
+  fs::copy_file(from, tmp, fs::copy_options::overwrite_existing, ec);
+  if (!ec) fs::rename(tmp, to, ec);
+  if (ec) {
+    fs::remove(tmp);
+    detail::raise<io_error>("cannot write '", to, "': ", ec.message());
+  }
+}
+
+#if __has_include(<cairo.h>)
+/// The loss (per logged window) and the validation metrics (per epoch) of a run, as a PNG.
+inline void plot_history(nlohmann::json const& history, std::string const& path) {
+  viz::figure fig(1200, 450, "arcnet-train");
+  auto& loss = fig.add_panel("training loss", "iteration", "loss");
+  std::vector<std::pair<double, double>> pts;
+  for (auto const& e : history.at("loss")) pts.emplace_back(e[0].get<double>(), e[1].get<double>());
+  loss.add_series_xy("loss", pts);
+  auto& val = fig.add_panel("validation", "epoch", "%");
+  for (char const* key : {"recall@1", "recall@5", "mAP@10", "MAP@R"}) {
+    std::vector<std::pair<double, double>> v;
+    for (auto const& e : history.at("val"))
+      if (e.contains(key) && e[key].is_number()) v.emplace_back(e["epoch"].get<double>(), e[key].get<double>());
+    if (!v.empty()) val.add_series_xy(key, v);
+  }
+  fig.save(path);
+}
+#endif
+
+/// The result of a run: the final progress and the last evaluation (if any).
+struct train_result {
+  train_progress progress;
+  metrics::retrieval_report last;
+  bool evaluated = false;
+  double seconds = 0;
+};
+
+/// Trains as `o` says. Every check that can fail on bad input (options, data, checkpoint to
+/// load or resume) runs before anything is written to the work dir.
+template <class D = cpu>
+train_result train(train_options const& o) {
+  namespace fs = std::filesystem;
+  using clock = std::chrono::steady_clock;
+  auto const t_start = clock::now();
+  validate(o);
+  if (o.device != "cpu" || !std::is_same_v<D, cpu>)
+    detail::raise<config_error>("device: '", o.device, "' is not available in arcnet-train yet (the CUDA backend is "
+                                "not finished); use --device cpu");
+  if (o.precision != "fp32") detail::raise<config_error>("precision: '", o.precision, "' needs --device cuda; the CPU trains in fp32");
+  if (o.threads > 0) omp_set_num_threads(o.threads);
+
+  // Data first: a missing root or a bad list fails before anything is written.
+  bool const validates = o.eval.interval >= 0;
+  splits s = open_splits(o.data, o.eval, true, validates);
+  data::pipeline train_tf(o.data.train_pipeline), test_tf(o.data.test_pipeline);
+  index_t const n = s.train.size();
+  index_t const iters_per_epoch = n >= o.data.batch_size ? n / o.data.batch_size : 1;  // drop_last when possible
+  std::int64_t const total_iters = static_cast<std::int64_t>(iters_per_epoch) * o.epochs;
+
+  // Model (and --load-from).
+  model_spec spec{o.model.arch, o.model.embedding_dim, head_from(o.head, s.train)};
+  generator g(o.seed);
+  auto model = make_retriever<float, D>(spec.arch, spec.embedding_dim, spec.head, g);
+  if (o.model.zero_init_residual) model->zero_init_residual();
+  std::vector<std::string> notes;
+  if (!o.load_from.empty()) {
+    auto c = read_checkpoint(o.load_from);
+    auto r = io::load_state_dict(*model, io::adapt_keys(c.model, io::state_names(*model)), false);
+    if (!r.mismatched.empty())
+      detail::raise<io_error>("load-from: '", o.load_from, "' does not fit the model ", spec.arch, ":", r.str());
+    if (r.loaded == 0) detail::raise<io_error>("load-from: '", o.load_from, "' holds no tensor of the model ", spec.arch);
+    notes.push_back(detail::concat("loaded ", r.loaded, " tensors from ", o.load_from,
+                                   r.ok() ? std::string() : std::string(";") + r.str()));
+  }
+  double const lr = o.optim.auto_scale_lr ? optim::auto_scale_lr(o.optim.lr, o.optim.base_batch_size, o.data.batch_size)
+                                          : o.optim.lr;
+  auto opt = make_optimizer(o.optim, *model, lr);
+  auto warmup = static_cast<std::int64_t>(std::llround(o.optim.warmup_epochs * iters_per_epoch));
+  optim::lr_schedule sched(optim::lr_schedule_options()
+                               .set_base_lr(lr)
+                               .set_warmup(warmup, o.optim.warmup_start_factor)
+                               .set_total_iters(total_iters)
+                               .set_kind(o.optim.schedule == "cosine" ? optim::schedule_kind::cosine
+                                                                      : optim::schedule_kind::constant)
+                               .set_eta_min(o.optim.eta_min));
+
+  // Resume, or refuse to overwrite another run's checkpoints.
+  fs::path const dir(o.work_dir);
+  std::string const latest = (dir / "latest.safetensors").string();
+  train_progress p;
+  if (o.resume) {
+    if (!fs::exists(latest))
+      detail::raise<io_error>("resume: '", latest, "' does not exist (nothing to resume in work-dir ", o.work_dir, ")");
+    auto c = read_checkpoint(latest);
+    if (!c.has_meta()) detail::raise<io_error>("resume: '", latest, "' is not an arcnet training checkpoint");
+    auto saved = model_spec::from_json(c.meta.at("model"), latest);
+    if (saved.to_json() != spec.to_json())
+      detail::raise<config_error>("resume: '", latest, "' holds the model ", saved.to_json().dump(),
+                                  " but the options describe ", spec.to_json().dump());
+    io::load_state_dict(*model, c.model, true);
+    opt->load_state(c.optimizer);
+    p = progress_of(c, latest);
+    notes.push_back(detail::concat("resumed from ", latest, " after epoch ", p.epoch));
+  } else if (fs::exists(latest)) {
+    detail::raise<io_error>("work-dir: '", o.work_dir, "' already holds a training run (latest.safetensors); pass "
+                            "--resume to continue it, or choose another --work-dir");
+  }
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) detail::raise<io_error>("work-dir: cannot create '", o.work_dir, "': ", ec.message());
+  jsonl_log log((dir / "log.jsonl").string());
+  if (!p.history.contains("loss")) p.history["loss"] = nlohmann::json::array();
+  if (!p.history.contains("val")) p.history["val"] = nlohmann::json::array();
+
+  std::printf("arcnet-train: %s + ArcFace (%d classes, k=%d, s=%g, m=%g), %ld training images", spec.arch.c_str(),
+              spec.head.num_classes, spec.head.num_subcenters, spec.head.scale, spec.head.margin, static_cast<long>(n));
+  if (validates)
+    std::printf(", validation: %ld queries vs %s%ld", static_cast<long>(s.query.size()),
+                s.leave_one_out ? "each other, " : "", static_cast<long>(s.gallery.size()));
+  std::printf("\n");
+  std::printf("arcnet-train: %s lr %g (batch %d), %ld iterations per epoch, %d epochs, %d threads\n", opt->name(), lr,
+              o.data.batch_size, static_cast<long>(iters_per_epoch), o.epochs, omp_get_max_threads());
+  for (auto const& note : notes) std::printf("arcnet-train: %s\n", note.c_str());
+  std::fflush(stdout);
+  log.write({{"event", p.epoch > 0 ? "resume" : "start"}, {"epoch", p.epoch}, {"arch", spec.arch}, {"lr", lr}});
+
+  data::loader_options lo;
+  lo.batch_size = o.data.batch_size;
+  lo.workers = o.data.workers;
+  lo.prefetch = std::max(2, 2 * o.data.workers);
+  lo.shuffle = true;
+  lo.drop_last = n >= o.data.batch_size;
+  lo.seed = o.seed;
+  lo.skip_bad = o.data.skip_bad;
+  auto loader = s.train.loader(train_tf, lo);
+  bool const tty = progress_line::stdout_is_terminal();
+  int const eval_batch = o.eval.batch_size > 0 ? o.eval.batch_size : o.data.batch_size;
+  train_result result;
+
+  for (int epoch = p.epoch; epoch < o.epochs; ++epoch) {
+    model->train(true);
+    loader->begin_epoch(static_cast<std::uint64_t>(epoch));
+    progress_line bar(detail::concat("Epoch(train) [", epoch + 1, "/", o.epochs, "]"), static_cast<long>(iters_per_epoch),
+                      o.log_interval, tty);
+    data::batch b;
+    double window_loss = 0;
+    long window_n = 0, images = 0, step = 0;
+    while (step < iters_per_epoch && loader->next(b)) {
+      double const rate = sched.lr_at(p.iteration);
+      opt->set_lr(rate);
+      opt->zero_grad();
+      auto loss = model->loss(variable<float, D>(b.images.template to<D>()), b.labels);
+      double const value = loss.value().template to<cpu>().item();
+      if (!std::isfinite(value))
+        detail::raise<error>("training diverged: the loss is ", value, " at iteration ", p.iteration + 1, " (epoch ",
+                             epoch + 1, "); the last good checkpoint is ", latest, "; lower optim.lr or check the data");
+      loss.backward();
+      opt->step();
+      ++p.iteration;
+      ++step;
+      images += b.size();
+      window_loss += value;
+      ++window_n;
+      if (step % o.log_interval == 0 || step == iters_per_epoch) {
+        double const mean = window_loss / window_n;
+        p.history["loss"].push_back({p.iteration, mean});
+        log.write({{"mode", "train"}, {"epoch", epoch + 1}, {"iter", p.iteration}, {"lr", rate}, {"loss", mean},
+                   {"img_s", images / bar.seconds()}});
+        window_loss = 0;
+        window_n = 0;
+      }
+      bar.update(step, images, detail::concat("loss ", std::to_string(value).substr(0, 6), "  lr ", rate));
+    }
+    bar.finish();
+    log.write({{"mode", "epoch"}, {"epoch", epoch + 1}, {"train_seconds", bar.seconds()}, {"images", images},
+               {"img_s", images / bar.seconds()}});
+    if (!loader->bad_samples().empty())
+      std::printf("arcnet-train: skipped %zu unreadable images so far (first: %s)\n", loader->bad_samples().size(),
+                  loader->bad_samples().front().message.c_str());
+    p.epoch = epoch + 1;
+
+    bool const last = p.epoch == o.epochs;
+    if ((o.eval.interval > 0 && p.epoch % o.eval.interval == 0) || (last && validates)) {
+      auto ev = evaluate(*model, s, test_tf, eval_batch, o.data.workers, [&](index_t done, index_t total) {
+        if (!tty) return;
+        std::printf("\rEpoch(val) [%d] embedding %ld/%ld   ", p.epoch, static_cast<long>(done), static_cast<long>(total));
+        std::fflush(stdout);
+      });
+      if (tty) std::printf("\n");
+      auto const& r = ev.report;
+      std::printf("Epoch(val) [%d]  %s  (%.0f s)\n", p.epoch, r.str().c_str(), ev.embed_seconds + ev.search_seconds);
+      std::fflush(stdout);
+      nlohmann::json v = {{"epoch", p.epoch},       {"recall@1", r.recall_at_1}, {"recall@5", r.recall_at_5},
+                          {"recall@10", r.recall_at_10}, {"mAP@10", r.map_at_10},  {"mAP@10_integrate", r.map_at_10_integrate},
+                          {"MAP@R", std::isfinite(r.map_at_r) ? nlohmann::json(r.map_at_r) : nlohmann::json()}};
+      p.history["val"].push_back(v);
+      v["mode"] = "val";
+      log.write(v);
+      result.last = r;
+      result.evaluated = true;
+      if (r.recall_at_1 > p.best_recall_at_1) {
+        p.best_recall_at_1 = r.recall_at_1;
+        p.best_epoch = p.epoch;
+      }
+    }
+    // epoch_N first, then latest: a kill in between leaves latest at the previous epoch.
+    std::string const this_epoch = (dir / detail::concat("epoch_", p.epoch, ".safetensors")).string();
+    save_training_checkpoint(this_epoch, *model, spec, opt.get(), p);
+    copy_atomically(this_epoch, latest);
+    if (p.best_epoch == p.epoch) copy_atomically(this_epoch, (dir / "best.safetensors").string());
+    if (o.keep_last >= 0 && p.epoch - o.keep_last >= 1)
+      fs::remove(dir / detail::concat("epoch_", p.epoch - o.keep_last, ".safetensors"), ec);
+  }
+  result.progress = p;
+#if __has_include(<cairo.h>)
+  plot_history(p.history, (dir / "curves.png").string());
+#endif
+  result.seconds = std::chrono::duration<double>(clock::now() - t_start).count();
+  log.write({{"event", "end"}, {"epoch", p.epoch}, {"seconds", result.seconds}});
+  return result;
+}
+
+
+}  // namespace arcnet::engine
