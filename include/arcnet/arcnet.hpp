@@ -50,6 +50,7 @@
 
 #include "arcnet/optim/adamw.hpp"
 #include "arcnet/optim/optimizer.hpp"
+#include "arcnet/optim/param_groups.hpp"
 #include "arcnet/optim/schedule.hpp"
 #include "arcnet/optim/sgd.hpp"
 

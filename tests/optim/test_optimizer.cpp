@@ -151,3 +151,15 @@ TEST_CASE("optimizer: one optimizer's state does not load into another", "[optim
   CHECK_THROWS_WITH(s->load_state(a->state()), Catch::Contains("sgd::load_state: key 'v.exp_avg' names no parameter"));
   CHECK_THROWS_AS(make("lamb", {}), config_error);
 }
+
+TEST_CASE("optimizer: a rejected parameter group leaves no trace", "[optim]") {
+  variable<double> a(tensor<double>::zeros(shape{2}), true);
+  variable<double> b(tensor<double>::zeros(shape{2}), true);
+  auto not_leaf = a * 2.0;
+  optim::sgd<double> opt(std::vector<std::pair<std::string, variable<double>>>{{"a", a}});
+  CHECK_THROWS_AS(opt.add_param_group({{"b", b}, {"c", not_leaf}}, optim::sgd_options{}), error);
+  CHECK(opt.num_groups() == 1);
+  opt.add_param_group({{"b", b}}, optim::sgd_options{});  // "b" was not recorded by the failed call
+  CHECK(opt.num_groups() == 2);
+  CHECK_THROWS_AS(opt.add_param_group({{"d", a}, {"d", b}}, optim::sgd_options{}), error);
+}

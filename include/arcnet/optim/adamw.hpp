@@ -4,18 +4,14 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <map>
 #include <string>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
-#include "arcnet/autograd/no_grad.hpp"
-#include "arcnet/autograd/variable.hpp"
 #include "arcnet/core/error.hpp"
 #include "arcnet/core/tensor.hpp"
 #include "arcnet/ops/elementwise.hpp"
-#include "arcnet/optim/optimizer.hpp"
+#include "arcnet/optim/param_groups.hpp"
 
 namespace arcnet::optim {
 
@@ -57,95 +53,24 @@ struct adamw_options {
 /// Parameters without a gradient are skipped (their step count does not advance, and weight decay
 /// does not touch them). Parameters are handles: the optimizer updates the values the model reads.
 template <class T, class Device = cpu>
-class adamw : public optimizer<T, Device> {
+class adamw : public param_groups<T, Device, adamw_options> {
+  using base = param_groups<T, Device, adamw_options>;
+
  public:
-  using parameter = variable<T, Device>;
+  using typename base::parameter;
   /// By "<parameter name>.exp_avg", ".exp_avg_sq", ".max_exp_avg_sq" (amsgrad) and ".step" (a
   /// 1-element tensor), on the host (for checkpoints); PyTorch's names for the same state.
   using state_dict = typename optimizer<T, Device>::state_dict;
 
-  /// Parameters sharing one set of hyper-parameters; names key the optimizer state.
-  struct group {
-    std::vector<parameter> params;
-    std::vector<std::string> names;
-    adamw_options options;
-  };
-
   /// One group of parameters, named by their index ("0", "1", ...) in the state.
-  explicit adamw(std::vector<parameter> params, adamw_options options = {}) {
-    add_param_group(std::move(params), options);
+  explicit adamw(std::vector<parameter> params, adamw_options options = {}) : base("adamw") {
+    this->add_param_group(std::move(params), options);
   }
   /// One group of named parameters ({"fc.weight", w}, ...).
-  explicit adamw(std::vector<std::pair<std::string, parameter>> named, adamw_options options = {}) {
-    add_param_group(std::move(named), options);
+  explicit adamw(std::vector<std::pair<std::string, parameter>> named, adamw_options options = {})
+      : base("adamw") {
+    this->add_param_group(std::move(named), options);
   }
-
-  /// Adds a group (e.g. norms and biases without weight decay); unnamed parameters are named
-  /// by their index over all groups, like PyTorch's optimizer state.
-  void add_param_group(std::vector<parameter> params, adamw_options options) {
-    std::vector<std::pair<std::string, parameter>> named;
-    named.reserve(params.size());
-    std::size_t next = total_params_;
-    for (auto& p : params) named.emplace_back(std::to_string(next++), std::move(p));
-    add_param_group(std::move(named), options);
-  }
-  void add_param_group(std::vector<std::pair<std::string, parameter>> named, adamw_options options) {
-    options.validate();
-    group g;
-    g.options = options;
-    for (auto& [name, p] : named) {
-      ARCNET_CHECK(p.defined(), "adamw: parameter '", name, "' is undefined");
-      ARCNET_CHECK(p.is_leaf(), "adamw: parameter '", name, "' is not a leaf; optimize leaves (parameters) only");
-      ARCNET_CHECK(!index_.count(name), "adamw: parameter name '", name, "' appears twice");
-      index_[name] = {groups_.size(), g.params.size()};
-      g.names.push_back(name);
-      g.params.push_back(std::move(p));
-    }
-    total_params_ += g.params.size();
-    states_.emplace_back(g.params.size());
-    groups_.push_back(std::move(g));
-  }
-
-  char const* name() const override { return "adamw"; }
-
-  /// One update of every parameter that has a gradient.
-  void step() override {
-    autograd::no_grad guard;
-    for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
-      auto const& o = groups_[gi].options;
-      o.validate();
-      auto& params = groups_[gi].params;
-      for (std::size_t pi = 0; pi < params.size(); ++pi) {
-        auto& p = params[pi];
-        if (!p.grad().defined()) continue;
-        update(p, states_[gi][pi], o);
-      }
-    }
-  }
-
-  /// Clears every parameter's gradient (set to none, so that the next backward allocates it).
-  void zero_grad() override {
-    for (auto& g : groups_)
-      for (auto& p : g.params) p.zero_grad();
-  }
-
-  using optimizer<T, Device>::set_lr;  // set_lr(double): every group
-  /// Sets the learning rate of group `g` only.
-  void set_lr(std::size_t g, double lr) override {
-    checked_group("adamw::set_lr", g);
-    ARCNET_CHECK_AS(config_error, lr >= 0, "adamw::set_lr: expected lr >= 0 for group ", g, ", got ", lr);
-    groups_[g].options.lr = lr;
-  }
-  /// The learning rate of group `g`.
-  double lr(std::size_t g = 0) const override { return checked_group("adamw::lr", g).options.lr; }
-
-  std::size_t num_groups() const override { return groups_.size(); }
-  /// Group `g`: its parameters, names and (mutable) hyper-parameters.
-  group& param_group(std::size_t g) {
-    checked_group("adamw::param_group", g);
-    return groups_[g];
-  }
-  group const& param_group(std::size_t g) const { return checked_group("adamw::param_group", g); }
 
   /// Host copies of the state of every parameter that has taken a step (none before the first).
   state_dict state() const override {
@@ -210,6 +135,11 @@ class adamw : public optimizer<T, Device> {
   }
 
  private:
+  using base::groups_;
+  using base::index_;
+  using base::host_copy;
+  using base::device_copy;
+
   struct param_state {
     tensor<T, Device> exp_avg, exp_avg_sq, max_exp_avg_sq;  // undefined until the first step
     std::int64_t step = 0;
@@ -217,8 +147,7 @@ class adamw : public optimizer<T, Device> {
   enum class entry_kind { exp_avg, exp_avg_sq, max_exp_avg_sq, step };
 
   /// The parameter and entry a state key names, or index_.end().
-  std::pair<typename std::map<std::string, std::pair<std::size_t, std::size_t>>::const_iterator, entry_kind>
-  find_key(std::string const& key) const {
+  std::pair<typename base::name_index::const_iterator, entry_kind> find_key(std::string const& key) const {
     // Longest suffix first: ".max_exp_avg_sq" ends in ".exp_avg_sq" too.
     static constexpr std::pair<char const*, entry_kind> suffixes[] = {
         {".max_exp_avg_sq", entry_kind::max_exp_avg_sq},
@@ -245,22 +174,11 @@ class adamw : public optimizer<T, Device> {
     return nullptr;
   }
 
-  group const& checked_group(char const* op, std::size_t g) const {
-    ARCNET_CHECK(g < groups_.size(), op, ": group ", g, " is out of range (", groups_.size(), " groups)");
-    return groups_[g];
-  }
-
-  static tensor<T, cpu> host_copy(tensor<T, Device> const& t) {
-    if constexpr (std::is_same_v<Device, cpu>) return t.clone();
-    else return t.template to<cpu>();
-  }
-  static tensor<T, Device> device_copy(tensor<T, cpu> const& t) {
-    if constexpr (std::is_same_v<Device, cpu>) return t.clone();
-    else return t.template to<Device>();
-  }
+  void add_group_state(std::size_t n) override { states_.emplace_back(n); }
 
   // torch.optim.adamw._single_tensor_adamw, step by step, on raw tensors.
-  static void update(parameter& p, param_state& st, adamw_options const& o) {
+  void update_parameter(std::size_t gi, std::size_t pi, parameter& p, adamw_options const& o) override {
+    auto& st = states_[gi][pi];
     using ops::unary_kind;
     using impl = ops::elementwise_impl<Device>;
     auto const& shp = p.shape();
@@ -311,10 +229,7 @@ class adamw : public optimizer<T, Device> {
     ops::axpy(static_cast<T>(-step_size), denom, value);
   }
 
-  std::vector<group> groups_;
   std::vector<std::vector<param_state>> states_;  // per group, per parameter
-  std::map<std::string, std::pair<std::size_t, std::size_t>> index_;  // name -> (group, position)
-  std::size_t total_params_ = 0;
 };
 
 }  // namespace arcnet::optim

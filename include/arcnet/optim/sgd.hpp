@@ -2,18 +2,14 @@
 // Stochastic gradient descent with momentum, Nesterov momentum and L2 weight decay, with the
 // semantics of torch.optim.SGD (PyTorch 1.13), parameter groups and a state for checkpoints.
 #include <cstddef>
-#include <map>
 #include <string>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
-#include "arcnet/autograd/no_grad.hpp"
-#include "arcnet/autograd/variable.hpp"
 #include "arcnet/core/error.hpp"
 #include "arcnet/core/tensor.hpp"
 #include "arcnet/ops/elementwise.hpp"
-#include "arcnet/optim/optimizer.hpp"
+#include "arcnet/optim/param_groups.hpp"
 
 namespace arcnet::optim {
 
@@ -51,98 +47,29 @@ struct sgd_options {
 /// Parameters without a gradient are skipped. Parameters are handles: the optimizer updates
 /// the same values the model reads. Usable through the optim::optimizer interface.
 template <class T, class Device = cpu>
-class sgd : public optimizer<T, Device> {
+class sgd : public param_groups<T, Device, sgd_options> {
+  using base = param_groups<T, Device, sgd_options>;
+
  public:
-  using parameter = variable<T, Device>;
+  using typename base::parameter;
   /// Momentum buffers by "<parameter name>.momentum_buffer", on the host (for checkpoints).
   using state_dict = typename optimizer<T, Device>::state_dict;
 
-  /// Parameters sharing one set of hyper-parameters; names key the optimizer state.
-  struct group {
-    std::vector<parameter> params;
-    std::vector<std::string> names;
-    sgd_options options;
-  };
-
   /// One group of parameters, named by their index ("0", "1", ...) in the state.
-  explicit sgd(std::vector<parameter> params, sgd_options options = {}) {
-    add_param_group(std::move(params), options);
+  explicit sgd(std::vector<parameter> params, sgd_options options = {}) : base("sgd") {
+    this->add_param_group(std::move(params), options);
   }
   /// One group of named parameters ({"fc.weight", w}, ...).
-  explicit sgd(std::vector<std::pair<std::string, parameter>> named, sgd_options options = {}) {
-    add_param_group(std::move(named), options);
+  explicit sgd(std::vector<std::pair<std::string, parameter>> named, sgd_options options = {}) : base("sgd") {
+    this->add_param_group(std::move(named), options);
   }
 
-  /// Adds a group (e.g. norms and biases without weight decay); unnamed parameters are named
-  /// by their index over all groups, like PyTorch's optimizer state.
-  void add_param_group(std::vector<parameter> params, sgd_options options) {
-    std::vector<std::pair<std::string, parameter>> named;
-    named.reserve(params.size());
-    std::size_t next = total_params_;
-    for (auto& p : params) named.emplace_back(std::to_string(next++), std::move(p));
-    add_param_group(std::move(named), options);
-  }
-  void add_param_group(std::vector<std::pair<std::string, parameter>> named, sgd_options options) {
-    options.validate();
-    group g;
-    g.options = options;
-    for (auto& [name, p] : named) {
-      ARCNET_CHECK(p.defined(), "sgd: parameter '", name, "' is undefined");
-      ARCNET_CHECK(p.is_leaf(), "sgd: parameter '", name, "' is not a leaf; optimize leaves (parameters) only");
-      ARCNET_CHECK(!index_.count(name), "sgd: parameter name '", name, "' appears twice");
-      index_[name] = {groups_.size(), g.params.size()};
-      g.names.push_back(name);
-      g.params.push_back(std::move(p));
-    }
-    total_params_ += g.params.size();
-    buffers_.emplace_back(g.params.size());
-    groups_.push_back(std::move(g));
-  }
-
-  char const* name() const override { return "sgd"; }
-
-  /// One update of every parameter that has a gradient.
-  void step() override {
-    autograd::no_grad guard;
-    for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
-      auto const& o = groups_[gi].options;
-      o.validate();
-      auto& params = groups_[gi].params;
-      for (std::size_t pi = 0; pi < params.size(); ++pi) {
-        auto& p = params[pi];
-        if (!p.grad().defined()) continue;
-        update(p, buffers_[gi][pi], o);
-      }
-    }
-  }
-
-  /// Clears every parameter's gradient (set to none, so that the next backward allocates it).
-  void zero_grad() override {
-    for (auto& g : groups_)
-      for (auto& p : g.params) p.zero_grad();
-  }
-
+  using base::set_lr;  // set_lr(g, lr): group g only
   /// Sets the learning rate of every group (what a schedule does each iteration).
   void set_lr(double lr) override {
     ARCNET_CHECK_AS(config_error, lr >= 0, "sgd::set_lr: expected lr >= 0, got ", lr);
     for (auto& g : groups_) g.options.lr = lr;
   }
-  /// Sets the learning rate of group `g` only.
-  void set_lr(std::size_t g, double lr) override {
-    checked_group("sgd::set_lr", g);
-    ARCNET_CHECK_AS(config_error, lr >= 0, "sgd::set_lr: expected lr >= 0 for group ", g, ", got ", lr);
-    groups_[g].options.lr = lr;
-  }
-  /// The learning rate of group `g`.
-  double lr(std::size_t g = 0) const override { return checked_group("sgd::lr", g).options.lr; }
-
-  std::size_t num_groups() const override { return groups_.size(); }
-  /// Group `g`: its parameters, names and (mutable) hyper-parameters.
-  group& param_group(std::size_t g) {
-    checked_group("sgd::param_group", g);
-    return groups_[g];
-  }
-  group const& param_group(std::size_t g) const { return checked_group("sgd::param_group", g); }
 
   /// Host copies of the momentum buffers that exist (none before the first step or without momentum).
   state_dict state() const override {
@@ -174,25 +101,19 @@ class sgd : public optimizer<T, Device> {
   }
 
  private:
+  using base::groups_;
+  using base::index_;
+  using base::host_copy;
+  using base::device_copy;
+
   static constexpr char const* suffix = ".momentum_buffer";
   static std::size_t suffix_length() { return std::char_traits<char>::length(suffix); }
 
-  group const& checked_group(char const* op, std::size_t g) const {
-    ARCNET_CHECK(g < groups_.size(), op, ": group ", g, " is out of range (", groups_.size(), " groups)");
-    return groups_[g];
-  }
-
-  static tensor<T, cpu> host_copy(tensor<T, Device> const& t) {
-    if constexpr (std::is_same_v<Device, cpu>) return t.clone();
-    else return t.template to<cpu>();
-  }
-  static tensor<T, Device> device_copy(tensor<T, cpu> const& t) {
-    if constexpr (std::is_same_v<Device, cpu>) return t.clone();
-    else return t.template to<Device>();
-  }
+  void add_group_state(std::size_t n) override { buffers_.emplace_back(n); }
 
   // torch.optim.sgd._single_tensor_sgd, step by step, on raw tensors.
-  static void update(parameter& p, tensor<T, Device>& buf, sgd_options const& o) {
+  void update_parameter(std::size_t gi, std::size_t pi, parameter& p, sgd_options const& o) override {
+    auto& buf = buffers_[gi][pi];
     using impl = ops::elementwise_impl<Device>;
     tensor<T, Device> d = p.grad();  // shares the gradient until something must be written
     bool owned = false;
@@ -225,10 +146,7 @@ class sgd : public optimizer<T, Device> {
     ops::axpy(static_cast<T>(-o.lr), d, p.value_mut());
   }
 
-  std::vector<group> groups_;
   std::vector<std::vector<tensor<T, Device>>> buffers_;  // per group, per parameter; undefined until used
-  std::map<std::string, std::pair<std::size_t, std::size_t>> index_;  // name -> (group, position)
-  std::size_t total_params_ = 0;
 };
 
 }  // namespace arcnet::optim
