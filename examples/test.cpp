@@ -7,11 +7,11 @@
 
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 
 #include <arcnet/engine/evaluate.hpp>
 #include <arcnet/engine/progress.hpp>
 #include <arcnet/engine/train_state.hpp>
+#include <arcnet/io/detail/atomic_file.hpp>
 #if __has_include(<cairo.h>)
 #include <arcnet/viz/grid.hpp>
 #endif
@@ -89,13 +89,9 @@ int main(int argc, char** argv) {
                           {"MAP@R", std::isfinite(r.map_at_r) ? nlohmann::json(r.map_at_r) : nlohmann::json()},
                           {"R-precision", std::isfinite(r.r_precision) ? nlohmann::json(r.r_precision) : nlohmann::json()},
                           {"protocol", o.eval.protocol}};
-      std::string tmp = o.out + ".tmp";
-      {
-        std::ofstream out(tmp);
-        out << j.dump(2) << "\n";
-        if (!out) detail::raise<io_error>("out: cannot write '", tmp, "'");
-      }
-      if (std::rename(tmp.c_str(), o.out.c_str()) != 0) detail::raise<io_error>("out: cannot write '", o.out, "'");
+      detail::io_atomic_writer out(o.out, "arcnet-test --out");
+      out.write(j.dump(2) + "\n");
+      out.commit();
     }
     return 0;
   } catch (std::exception const& e) {

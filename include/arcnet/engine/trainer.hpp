@@ -11,12 +11,14 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 
 #include "arcnet/engine/evaluate.hpp"
 #include "arcnet/engine/progress.hpp"
 #include "arcnet/engine/train_state.hpp"
+#include "arcnet/io/detail/atomic_file.hpp"
 #include "arcnet/optim/adamw.hpp"
 #include "arcnet/optim/schedule.hpp"
 #include "arcnet/optim/sgd.hpp"
@@ -60,17 +62,15 @@ std::unique_ptr<optim::optimizer<float, D>> make_optimizer(optim_options const& 
       params, optim::sgd_options{}.set_lr(lr).set_momentum(o.momentum).set_nesterov(o.nesterov).set_weight_decay(o.weight_decay));
 }
 
-/// Copies `from` over `to` atomically (temporary file + rename).
+/// Copies `from` over `to` atomically and durably (io_atomic_writer: temporary file, flush, rename).
 inline void copy_atomically(std::string const& from, std::string const& to) {
-  namespace fs = std::filesystem;
-  std::string tmp = to + ".tmp-copy";
-  std::error_code ec;
-  fs::copy_file(from, tmp, fs::copy_options::overwrite_existing, ec);
-  if (!ec) fs::rename(tmp, to, ec);
-  if (ec) {
-    fs::remove(tmp);
-    detail::raise<io_error>("cannot write '", to, "': ", ec.message());
-  }
+  std::ifstream in(from, std::ios::binary);
+  if (!in) detail::raise<io_error>("cannot read '", from, "'");
+  detail::io_atomic_writer out(to, "copy");
+  std::vector<char> chunk(1 << 20);
+  while (in.read(chunk.data(), static_cast<std::streamsize>(chunk.size())) || in.gcount() > 0)
+    out.write(chunk.data(), static_cast<std::size_t>(in.gcount()));
+  out.commit();
 }
 
 #if __has_include(<cairo.h>)
