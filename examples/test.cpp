@@ -3,10 +3,14 @@
 // (with --out) writes as JSON Recall@1/5/10, mAP@10 in mmpretrain's "IR" and "integrate" modes,
 // and MAP@R. The model is rebuilt from the checkpoint; a training config supplies the data:
 //   arcnet-test --config examples/configs/fashion-mnist.cfg --checkpoint work/fashion-mnist/best.safetensors
+// With --pairs it also verifies image pairs (face verification: 10-fold accuracy, ROC AUC,
+// TAR@FAR), from an LFW pairs.txt or a list, or from pairs it draws first (--make-pairs N).
 #include <omp.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 
 #include <arcnet/engine/evaluate.hpp>
 #include <arcnet/engine/progress.hpp>
@@ -58,6 +62,50 @@ void show_examples(arcnet::engine::test_options const& o, arcnet::engine::splits
 #endif
 }
 
+/// Verification of --pairs (drawn first from the evaluation set with --make-pairs): prints the
+/// table and returns it as JSON.
+nlohmann::json verify(arcnet::engine::test_options const& o, arcnet::engine::splits const& s,
+                      arcnet::engine::any_retriever<float, arcnet::cpu>& model, int batch) {
+  using namespace arcnet;
+  if (o.make_pairs > 0) {
+    // Paths relative to data.root, as read_pairs resolves them, so the file moves with the data.
+    namespace fs = std::filesystem;
+    // The evaluation images: the query set, and the gallery when it is another set.
+    std::vector<std::string> paths;
+    std::vector<std::int64_t> labels;
+    auto take = [&](engine::image_set const& set) {
+      for (index_t i = 0; i < set.size(); ++i) {
+        auto rel = fs::path(set.path(i)).lexically_relative(o.data.root);
+        paths.push_back(rel.empty() || *rel.begin() == ".." ? set.path(i) : rel.string());
+        labels.push_back(set.labels()[static_cast<std::size_t>(i)]);
+      }
+    };
+    take(s.query);
+    if (!s.leave_one_out) take(s.gallery);
+    if (paths.empty() || paths.front().empty())
+      detail::raise<config_error>("make-pairs: the evaluation set of ", o.data.root, " has no image files to pair");
+    auto made = metrics::make_pairs(paths, labels, o.make_pairs, 10, o.pairs_seed);
+    metrics::write_pairs(made, o.pairs);
+    std::printf("pairs: %zu drawn from the evaluation set (seed %llu), written to %s\n", made.pairs.size(),
+                static_cast<unsigned long long>(o.pairs_seed), o.pairs.c_str());
+  }
+  auto pairs = metrics::read_pairs(o.pairs, o.data.kind == "list" ? "" : o.data.root);
+  auto const start = std::chrono::steady_clock::now();
+  auto scores = engine::pair_scores(model, pairs, data::pipeline(o.data.test_pipeline), o.flip, batch, o.data.workers);
+  double const seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  auto v = metrics::evaluate_verification(scores, pairs);
+  std::printf("%s(%s format%s; embedding %.1f s)\n", v.str().c_str(), pairs.format.c_str(),
+              o.flip ? ", with mirror images" : "", seconds);
+  nlohmann::json tar = nlohmann::json::array();
+  for (auto const& t : v.tar)
+    tar.push_back({{"far_target", t.far_target}, {"tar", t.tar}, {"far", t.far}, {"threshold", t.threshold}});
+  return {{"pairs", o.pairs},          {"format", pairs.format},       {"num_pairs", v.num_pairs},
+          {"num_same", v.num_positive}, {"num_different", v.num_negative}, {"folds", v.num_folds},
+          {"accuracy", v.accuracy},     {"accuracy_std", v.accuracy_std}, {"best_threshold", v.best_threshold},
+          {"best_accuracy", v.best_accuracy}, {"auc", v.auc},          {"tar_at_far", tar},
+          {"flip", o.flip}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -81,6 +129,8 @@ int main(int argc, char** argv) {
     if (std::isfinite(r.map_at_r)) std::printf("MAP@R      %6.2f  (R-precision %.2f)\n", r.map_at_r, r.r_precision);
     std::printf("embedding %.1f s, search %.1f s\n", ev.embed_seconds, ev.search_seconds);
     if (o.show > 0) show_examples(o, s, ev);
+    nlohmann::json verification;
+    if (!o.pairs.empty()) verification = verify(o, s, *model, batch);
     if (!o.out.empty()) {
       nlohmann::json j = {{"checkpoint", o.checkpoint},   {"queries", r.num_queries},
                           {"recall@1", r.recall_at_1},    {"recall@5", r.recall_at_5},
@@ -89,6 +139,7 @@ int main(int argc, char** argv) {
                           {"MAP@R", std::isfinite(r.map_at_r) ? nlohmann::json(r.map_at_r) : nlohmann::json()},
                           {"R-precision", std::isfinite(r.r_precision) ? nlohmann::json(r.r_precision) : nlohmann::json()},
                           {"protocol", o.eval.protocol}};
+      if (!verification.is_null()) j["verification"] = verification;
       detail::io_atomic_writer out(o.out, "arcnet-test --out");
       out.write(j.dump(2) + "\n");
       out.commit();

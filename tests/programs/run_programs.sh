@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# End-to-end test of arcnet-train, arcnet-test and arcnet-retrieve on a generated In-Shop tree:
-# train, evaluate (Recall@1 well above chance), retrieve (the right item first), kill a run with
+# End-to-end test of arcnet-train, arcnet-test, arcnet-retrieve and arcnet-invert on a generated
+# In-Shop tree: train, evaluate (Recall@1 well above chance), verify pairs, retrieve (the right
+# item first), invert an embedding (cosine >= 0.9), kill a run with
 # SIGKILL mid-way and resume it (the final checkpoint equals an uninterrupted run's, byte for
 # byte), and bad input (one clear error line, non-zero exit, no checkpoint overwritten).
 #   run_programs.sh PROGRAM_DIR MAKE_INSHOP SCRATCH_DIR CONFIG
@@ -46,6 +47,24 @@ first=$(grep -m1 '^  1\. ' retrieve.log)
   --topk 3 "data/Img/$query" > retrieve2.log 2>&1 || { cat retrieve2.log; fail "arcnet-retrieve from a saved gallery"; }
 diff <(grep '^  ' retrieve.log) <(grep '^  ' retrieve2.log) || fail "saved gallery gives other matches"
 
+# 3b. Verification pairs drawn from the query set, then read back; embedding inversion.
+"$bin/arcnet-test" --config "$config" --data.root data --checkpoint full/latest.safetensors --pairs pairs.txt \
+  --make-pairs 2 --flip --out verify.json > verify.log 2>&1 || { cat verify.log; fail "arcnet-test --pairs"; }
+cat verify.log
+[[ $(grep -c ' [01]$' pairs.txt) -eq 40 ]] || fail "pairs.txt should hold 40 pairs"
+accuracy=$(sed -n 's/.*"accuracy": \([0-9.]*\).*/\1/p' verify.json)
+awk -v a="$accuracy" 'BEGIN { exit !(a >= 60) }' || fail "verification accuracy $accuracy < 60 (chance: 50)"
+grep -q '"tar_at_far"' verify.json || fail "verify.json lacks TAR@FAR"
+"$bin/arcnet-invert" --config "$config" --checkpoint full/latest.safetensors --target "data/Img/$query" --steps 80 \
+  --out inverted.png --strip strip.png --save-embedding target.safetensors > invert.log 2>&1 || { cat invert.log; fail "arcnet-invert"; }
+cat invert.log
+cosine=$(sed -n 's/.*cosine to the target \([-0-9.]*\).*/\1/p' invert.log)
+awk -v c="$cosine" 'BEGIN { exit !(c >= 0.9) }' || fail "inversion reached cosine $cosine < 0.9"
+[[ -s inverted.png && -s strip.png && -s target.safetensors ]] || fail "inverted.png, strip.png or target.safetensors missing"
+"$bin/arcnet-invert" --config "$config" --checkpoint full/latest.safetensors --embedding target.safetensors \
+  --size 32x32 --steps 80 --out inverted2.png > invert2.log 2>&1 || { cat invert2.log; fail "arcnet-invert --embedding"; }
+grep -q "cosine to the target $cosine" invert2.log || { cat invert2.log; fail "a saved embedding inverts differently"; }
+
 # 4. Kill a run with SIGKILL after its first epoch, resume it, compare with the uninterrupted run.
 "${train[@]}" --work-dir killed > killed.log 2>&1 &
 pid=$!
@@ -85,6 +104,16 @@ expect_error "empty gallery folder" "holds no image" "$bin/arcnet-retrieve" --ch
   --prototype empty_gallery "data/Img/$query"
 expect_error "bad checkpoint file" "safetensors" "$bin/arcnet-test" --config "$config" --data.root data \
   --checkpoint unknown.cfg
+echo "1 2 3" > short_embedding.txt
+expect_error "embedding of the wrong width" "holds 3 values" "$bin/arcnet-invert" --checkpoint full/latest.safetensors \
+  --embedding short_embedding.txt --size 32x32
+expect_error "target and embedding" "either --target" "$bin/arcnet-invert" --checkpoint full/latest.safetensors \
+  --embedding short_embedding.txt --target "data/Img/$query"
+expect_error "bad size" "size" "$bin/arcnet-invert" --checkpoint full/latest.safetensors --embedding target.safetensors \
+  --size 32by32
+echo "img/a.jpg img/b.jpg maybe" > bad_pairs.txt
+expect_error "bad pairs line" "bad_pairs.txt" "$bin/arcnet-test" --config "$config" --data.root data \
+  --checkpoint full/latest.safetensors --pairs bad_pairs.txt
 [[ "$(sha256sum full/*.safetensors)" == "$sum" ]] || fail "a checkpoint was overwritten by a failing run"
 [[ ! -e fresh/latest.safetensors ]] || fail "a failing run wrote a checkpoint"
 echo "PASS"

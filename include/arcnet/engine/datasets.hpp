@@ -124,6 +124,13 @@ class image_set {
   index_t num_classes_ = 0;
 };
 
+/// An image_set of files without labels (all 0).
+inline image_set files_as_set(std::vector<std::string> const& paths, std::string const& name) {
+  auto shared = std::make_shared<std::vector<std::string>>(paths);
+  return image_set(name, [shared](index_t i) { return data::read_image((*shared)[static_cast<std::size_t>(i)]); },
+                   std::vector<std::int64_t>(paths.size(), 0), paths, 1);
+}
+
 /// The training, query and gallery sets; leave_one_out: the gallery is the query set itself.
 struct splits {
   image_set train, query, gallery;
@@ -173,6 +180,10 @@ inline std::pair<image_set, image_set> folders_by_name(data::image_folder const&
 ///   in_shop:      train / query / gallery splits of list_eval_partition.txt;
 ///   image_folder: ROOT/train, ROOT/query, ROOT/gallery (class sub-folders; query and gallery
 ///                 labelled by class name);
+///   folder:       one ROOT/<class>/<image> tree (a face set: ROOT/<person>/<image>), labels in
+///                 sorted folder-name order; train on data.train-classes, evaluate on
+///                 eval.classes leave-one-out (people never seen in training when the lists
+///                 do not overlap);
 ///   list:         data.train-list, data.query-list, data.gallery-list ("path label" lines);
 ///   idx:          train = train-*, query = t10k-*, gallery = train-* (Fashion-MNIST's protocol).
 /// With eval.protocol = leave-one-out the gallery is the query set (a query never retrieves
@@ -197,6 +208,13 @@ inline splits open_splits(data_options const& d, eval_options const& e, bool nee
       else std::tie(s.query, s.gallery) = detail_datasets::folders_by_name(data::image_folder(sub("query")),
                                                                           data::image_folder(sub("gallery")));
     }
+  } else if (d.kind == "folder") {
+    if (need_eval && e.protocol != "leave-one-out")
+      detail::raise<config_error>("eval.protocol: data.kind = folder has one set of images; use leave-one-out, got '",
+                                  e.protocol, "'");
+    auto all = image_set::from_files(data::image_folder(d.root));
+    if (need_train) s.train = all;
+    if (need_eval) s.query = all;
   } else if (d.kind == "list") {
     auto need = [](std::string const& v, char const* key) {
       if (v.empty()) detail::raise<config_error>(key, ": not set (data.kind = list needs it)");
@@ -215,7 +233,7 @@ inline splits open_splits(data_options const& d, eval_options const& e, bool nee
       if (e.protocol != "leave-one-out") s.gallery = need_train ? s.train : detail_datasets::from_idx(d.root, "train");
     }
   } else {
-    detail::raise<config_error>("data.kind: expected in_shop, image_folder, list or idx, got '", d.kind, "'");
+    detail::raise<config_error>("data.kind: expected in_shop, image_folder, folder, list or idx, got '", d.kind, "'");
   }
   if (need_train && !d.train_classes.empty())
     s.train = s.train.only_classes(parse_class_list(d.train_classes, "data.train-classes"), true, "data.train-classes");

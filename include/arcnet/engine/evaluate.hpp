@@ -1,16 +1,20 @@
 #pragma once
 // Query-vs-gallery evaluation of a model: embed both sets (eval mode, no graph), search the
 // gallery in chunks (metrics::search_topk) and compute Recall@k, mAP@10 (both of mmpretrain's
-// modes) and MAP@R (metrics::evaluate_retrieval).
+// modes) and MAP@R (metrics::evaluate_retrieval); and the similarities of verification pairs.
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "arcnet/engine/datasets.hpp"
 #include "arcnet/engine/model_zoo.hpp"
 #include "arcnet/metrics/report.hpp"
 #include "arcnet/metrics/search.hpp"
+#include "arcnet/metrics/verification.hpp"
 
 namespace arcnet::engine {
 
@@ -82,6 +86,47 @@ evaluation evaluate(any_retriever<float, D>& model, splits const& s, data::pipel
   ev.embed_seconds = std::chrono::duration<double>(t1 - t0).count();
   ev.search_seconds = std::chrono::duration<double>(clock::now() - t1).count();
   return ev;
+}
+
+/// Cosine similarities of the image pairs of a verification list: every distinct image is
+/// embedded once; with flip, an image's embedding is the normalised sum of its own and its
+/// mirror image's (insightface's evaluation).
+template <class D>
+std::vector<float> pair_scores(any_retriever<float, D>& model, metrics::pair_list const& pairs, data::pipeline const& tf,
+                               bool flip, int batch_size, int workers) {
+  std::vector<std::string> paths;
+  std::map<std::string, index_t> index;
+  for (auto const& p : pairs.pairs)
+    for (auto const* f : {&p.a, &p.b})
+      if (index.emplace(*f, static_cast<index_t>(paths.size())).second) paths.push_back(*f);
+  auto set = files_as_set(paths, "pairs");
+  auto e = embed(model, set, tf, batch_size, workers);
+  if (flip) {
+    data::pipeline mirrored = tf;
+    mirrored.add(data::random_horizontal_flip(1.0));
+    auto m = embed(model, set, mirrored, batch_size, workers);
+    index_t const d = e.size(1);
+    for (index_t i = 0; i < e.size(0); ++i) {
+      double norm = 0;
+      for (index_t k = 0; k < d; ++k) {
+        e[i * d + k] += m[i * d + k];
+        norm += double(e[i * d + k]) * e[i * d + k];
+      }
+      float const inv = norm > 0 ? static_cast<float>(1 / std::sqrt(norm)) : 0.f;
+      for (index_t k = 0; k < d; ++k) e[i * d + k] *= inv;
+    }
+  }
+  index_t const d = e.size(1);
+  std::vector<float> scores;
+  scores.reserve(pairs.pairs.size());
+  for (auto const& p : pairs.pairs) {
+    float const* a = e.data() + index.at(p.a) * d;
+    float const* b = e.data() + index.at(p.b) * d;
+    double dot = 0;
+    for (index_t k = 0; k < d; ++k) dot += double(a[k]) * b[k];
+    scores.push_back(static_cast<float>(dot));
+  }
+  return scores;
 }
 
 }  // namespace arcnet::engine

@@ -42,13 +42,6 @@ inline std::vector<std::string> list_images(std::string const& root) {
   return files;
 }
 
-/// An image_set of files without labels (all 0).
-inline image_set files_as_set(std::vector<std::string> const& paths, std::string const& name) {
-  auto shared = std::make_shared<std::vector<std::string>>(paths);
-  return image_set(name, [shared](index_t i) { return data::read_image((*shared)[static_cast<std::size_t>(i)]); },
-                   std::vector<std::int64_t>(paths.size(), 0), paths, 1);
-}
-
 /// Embeds every image under `root` with `model`.
 template <class D>
 gallery build_gallery(any_retriever<float, D>& model, model_spec const& spec, std::string const& root,

@@ -11,6 +11,7 @@
 #include <iostream>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "arcnet/core/error.hpp"
@@ -19,7 +20,7 @@ namespace arcnet::engine {
 
 /// Where the images come from and how they are loaded.
 struct data_options {
-  std::string kind = "in_shop";  // in_shop | image_folder | list | idx
+  std::string kind = "in_shop";  // in_shop | image_folder | folder | list | idx
   std::string root;              // in_shop: ROOT with Eval/ and Img/; image_folder: ROOT/{train,query,gallery};
                                  // idx: the folder of {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]
   std::string train_list, query_list, gallery_list;  // kind = list: "path label" files (paths relative to root)
@@ -62,6 +63,7 @@ struct optim_options {
   double warmup_epochs = 5;
   double warmup_start_factor = 0.01;
   double eta_min = 0;
+  bool skip_nonfinite = false;  // skip (and count) a step whose loss or gradient is NaN/Inf instead of stopping
 };
 
 /// Query-vs-gallery evaluation.
@@ -98,7 +100,7 @@ namespace po = boost::program_options;
 
 inline void add_data(po::options_description& d, data_options& o) {
   d.add_options()
-      ("data.kind", po::value(&o.kind)->default_value(o.kind), "dataset: in_shop | image_folder | list | idx")
+      ("data.kind", po::value(&o.kind)->default_value(o.kind), "dataset: in_shop | image_folder | folder | list | idx")
       ("data.root", po::value(&o.root)->default_value(o.root), "dataset root folder")
       ("data.train-list", po::value(&o.train_list)->default_value(o.train_list), "kind=list: training list file")
       ("data.query-list", po::value(&o.query_list)->default_value(o.query_list), "kind=list: query list file")
@@ -148,7 +150,10 @@ inline void add_optim(po::options_description& d, optim_options& o) {
        "linear warm-up length in epochs (applied per iteration)")
       ("optim.warmup-start-factor", po::value(&o.warmup_start_factor)->default_value(o.warmup_start_factor),
        "warm-up starts at this fraction of lr")
-      ("optim.eta-min", po::value(&o.eta_min)->default_value(o.eta_min), "cosine floor");
+      ("optim.eta-min", po::value(&o.eta_min)->default_value(o.eta_min), "cosine floor")
+      ("optim.skip-nonfinite", po::value(&o.skip_nonfinite)->default_value(o.skip_nonfinite),
+       "when a step's loss or gradient is NaN or Inf: false stops training with an error naming the iteration; "
+       "true skips that step (no update, counted and logged)");
 }
 inline void add_eval(po::options_description& d, eval_options& o) {
   d.add_options()
@@ -214,26 +219,38 @@ inline bool parse(int argc, char const* const* argv, po::options_description con
 
 }  // namespace detail_options
 
-/// Parses "0-6", "1,3,5-7" into sorted distinct labels; config_error naming `key` otherwise.
+/// Parses "0-6", "1,3,5-7" into sorted distinct labels below 2^20 (data::list_file's limit);
+/// config_error naming `key` otherwise. Overlapping ranges are merged before they are expanded,
+/// so the work is bounded by the result, whatever the text repeats.
 inline std::vector<std::int64_t> parse_class_list(std::string const& text, std::string const& key) {
-  std::vector<std::int64_t> out;
+  constexpr long long max_classes = 1LL << 20;
+  std::vector<std::pair<long long, long long>> ranges;
   std::stringstream ss(text);
   std::string part;
   while (std::getline(ss, part, ',')) {
     std::size_t dash = part.find('-', 1);
+    long long lo = 0, hi = 0;
     try {
       std::size_t used = 0;
-      long long lo = std::stoll(part.substr(0, dash), &used);
-      long long hi = lo;
+      lo = std::stoll(part.substr(0, dash), &used);
+      hi = lo;
       if (dash != std::string::npos) hi = std::stoll(part.substr(dash + 1), &used);
       if (lo < 0 || hi < lo || used == 0) throw std::invalid_argument(part);
-      for (long long v = lo; v <= hi; ++v) out.push_back(v);
     } catch (std::exception const&) {
       detail::raise<config_error>(key, ": expected labels like 0-6 or 1,3,5-7, got '", text, "'");
     }
+    if (hi >= max_classes)
+      detail::raise<config_error>(key, ": label ", hi, " in '", text, "' is too large (labels are below ", max_classes,
+                                  ")");
+    ranges.emplace_back(lo, hi);
   }
-  std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
+  std::sort(ranges.begin(), ranges.end());
+  std::vector<std::int64_t> out;
+  long long next = 0;  // the smallest label not yet in out
+  for (auto const& [lo, hi] : ranges) {
+    for (long long v = std::max(lo, next); v <= hi; ++v) out.push_back(v);
+    next = std::max(next, hi + 1);
+  }
   return out;
 }
 
@@ -249,7 +266,7 @@ inline void validate(train_options const& o) {
   auto positive = [](std::string const& key, double v) {
     if (!(v > 0) || !std::isfinite(v)) detail::raise<config_error>(key, ": expected a positive number, got ", v);
   };
-  choice("data.kind", o.data.kind, {"in_shop", "image_folder", "list", "idx"});
+  choice("data.kind", o.data.kind, {"in_shop", "image_folder", "folder", "list", "idx"});
   if (o.data.root.empty() && o.data.kind != "list") detail::raise<config_error>("data.root: not set");
   positive("data.batch-size", o.data.batch_size);
   if (o.data.workers < 0) detail::raise<config_error>("data.workers: expected >= 0, got ", o.data.workers);
@@ -311,6 +328,10 @@ struct test_options {
   std::string out;  // JSON file for the metrics ("" : none)
   int show = 0;      // print the top-5 of this many queries (spread over the query set)
   std::string grid;  // and draw them into this PNG
+  std::string pairs;      // verification pairs file (LFW pairs.txt or "a b same" lines; paths under data.root)
+  int make_pairs = 0;     // first write `pairs`: this many same and different pairs per fold of the evaluation set
+  std::uint64_t pairs_seed = 0;
+  bool flip = false;      // verification: sum each image's embedding with its mirror image's
   std::string device = "cpu";
   int threads = 0;
 };
@@ -350,6 +371,12 @@ inline bool parse_test_options(int argc, char const* const* argv, test_options& 
       ("out", po::value(&o.out)->default_value(o.out), "write the metrics as JSON here")
       ("show", po::value(&o.show)->default_value(o.show), "print the top-5 matches of this many queries")
       ("grid", po::value(&o.grid)->default_value(o.grid), "draw those queries and matches into this PNG")
+      ("pairs", po::value(&o.pairs)->default_value(o.pairs),
+       "also verify these pairs: LFW pairs.txt, or 'path_a path_b same' lines (relative to data.root)")
+      ("make-pairs", po::value(&o.make_pairs)->default_value(o.make_pairs),
+       "first write --pairs: N same and N different pairs per fold (10 folds) of the query and gallery images")
+      ("pairs-seed", po::value(&o.pairs_seed)->default_value(o.pairs_seed), "seed of --make-pairs")
+      ("flip", po::bool_switch(&o.flip), "verification: add each image's mirror image's embedding")
       ("device", po::value(&o.device)->default_value(o.device), "cpu | cuda")
       ("threads", po::value(&o.threads)->default_value(o.threads), "kernel threads (0: all cores)");
   train_options ignored;
@@ -370,6 +397,8 @@ inline bool parse_test_options(int argc, char const* const* argv, test_options& 
   if (o.data.batch_size <= 0) detail::raise<config_error>("data.batch-size: expected > 0, got ", o.data.batch_size);
   if (o.show < 0) detail::raise<config_error>("show: expected >= 0, got ", o.show);
   if (!o.grid.empty() && o.show == 0) detail::raise<config_error>("grid: needs --show N (the queries to draw)");
+  if (o.make_pairs < 0) detail::raise<config_error>("make-pairs: expected >= 0, got ", o.make_pairs);
+  if (o.make_pairs > 0 && o.pairs.empty()) detail::raise<config_error>("make-pairs: needs --pairs FILE (where to write them)");
   return true;
 }
 
@@ -416,6 +445,95 @@ inline bool parse_retrieve_options(int argc, char const* const* argv, retrieve_o
   if (o.batch_size <= 0) detail::raise<config_error>("data.batch-size: expected > 0, got ", o.batch_size);
   if (o.device != "cpu") detail::raise<config_error>("device: '", o.device, "' is not available in arcnet-retrieve yet; use cpu");
   return true;
+}
+
+/// Everything arcnet-invert reads.
+struct invert_options {
+  std::string checkpoint;
+  std::string target;           // an image whose embedding to reconstruct, or
+  std::string embedding;        // a saved embedding (.safetensors with one tensor, or text numbers)
+  std::string save_embedding;   // write the target image's embedding here (.safetensors)
+  std::string size;             // WxH of the image to make; default: the target image's after the pipeline
+  std::string test_pipeline = data_options{}.test_pipeline;
+  std::string out = "inversion.png";
+  std::string strip;            // PNG: target, then the image along the way
+  int steps = 300;
+  double lr = 0.05, bn_weight = 0.05, tv_weight = 0.01;
+  bool grey = false;            // optimise one grey channel (for networks trained on grey images)
+  std::uint64_t seed = 0;
+  int threads = 0;
+};
+
+/// Parses arcnet-invert's options; a training config file is accepted (its data.test-pipeline
+/// is used, its other keys ignored).
+inline bool parse_invert_options(int argc, char const* const* argv, invert_options& o) {
+  namespace po = boost::program_options;
+  po::options_description run("invert");
+  run.add_options()
+      ("checkpoint", po::value(&o.checkpoint)->required(), "checkpoint written by arcnet-train")
+      ("target", po::value(&o.target)->default_value(o.target), "image whose embedding to reconstruct")
+      ("embedding", po::value(&o.embedding)->default_value(o.embedding),
+       "or a saved embedding: .safetensors holding one tensor, or a text file of numbers")
+      ("save-embedding", po::value(&o.save_embedding)->default_value(o.save_embedding),
+       "write the target image's embedding here (.safetensors)")
+      ("size", po::value(&o.size)->default_value(o.size), "WxH of the image (default: the target's after the pipeline)")
+      ("out", po::value(&o.out)->default_value(o.out), "the reconstruction (PNG)")
+      ("strip", po::value(&o.strip)->default_value(o.strip), "PNG strip: target, then the image along the way")
+      ("steps", po::value(&o.steps)->default_value(o.steps), "Adam steps on the pixels")
+      ("lr", po::value(&o.lr)->default_value(o.lr), "Adam's learning rate (normalised pixel units)")
+      ("bn-weight", po::value(&o.bn_weight)->default_value(o.bn_weight), "batch-norm statistics prior (0: off)")
+      ("tv-weight", po::value(&o.tv_weight)->default_value(o.tv_weight), "total-variation prior (0: off)")
+      ("grey", po::bool_switch(&o.grey), "optimise one grey channel (a network trained on grey images)")
+      ("seed", po::value(&o.seed)->default_value(o.seed), "seed of the starting noise")
+      ("threads", po::value(&o.threads)->default_value(o.threads), "kernel threads (0: all cores)");
+  data_options data;
+  data.test_pipeline = o.test_pipeline;
+  train_options ignored;
+  po::options_description d, m, h, opt, e, r;
+  detail_options::add_data(d, data);
+  detail_options::add_model(m, ignored.model);
+  detail_options::add_head(h, ignored.head);
+  detail_options::add_optim(opt, ignored.optim);
+  detail_options::add_eval(e, ignored.eval);
+  r.add_options()("epochs", po::value<int>())("precision", po::value<std::string>())("work-dir", po::value<std::string>())
+      ("load-from", po::value<std::string>())("resume", po::value<bool>())("keep-last", po::value<int>())
+      ("log-interval", po::value<int>())("device", po::value<std::string>());
+  po::options_description visible, all;
+  visible.add(run).add(d);
+  all.add(visible).add(m).add(h).add(opt).add(e).add(r);
+  if (!detail_options::parse(argc, argv, visible, all, "arcnet-invert",
+                             "--checkpoint FILE (--target IMAGE | --embedding FILE --size WxH) [--out PNG] [--strip PNG]"))
+    return false;
+  o.test_pipeline = data.test_pipeline;
+  if (o.target.empty() == o.embedding.empty())
+    detail::raise<config_error>("give either --target IMAGE or --embedding FILE (got ",
+                                o.target.empty() ? "neither" : "both", ")");
+  if (!o.embedding.empty() && o.size.empty())
+    detail::raise<config_error>("size: --embedding needs --size WxH (the image to make)");
+  if (!o.save_embedding.empty() && o.target.empty())
+    detail::raise<config_error>("save-embedding: needs --target IMAGE (the embedding to save)");
+  if (o.steps < 1) detail::raise<config_error>("steps: expected >= 1, got ", o.steps);
+  if (!(o.lr > 0) || !std::isfinite(o.lr)) detail::raise<config_error>("lr: expected a positive number, got ", o.lr);
+  if (!(o.bn_weight >= 0) || !std::isfinite(o.bn_weight))
+    detail::raise<config_error>("bn-weight: expected >= 0, got ", o.bn_weight);
+  if (!(o.tv_weight >= 0) || !std::isfinite(o.tv_weight))
+    detail::raise<config_error>("tv-weight: expected >= 0, got ", o.tv_weight);
+  if (o.out.empty()) detail::raise<config_error>("out: not set");
+  return true;
+}
+
+/// Parses "WxH" (e.g. "92x112") into {width, height}; config_error naming `key` otherwise.
+inline std::pair<int, int> parse_size(std::string const& text, std::string const& key) {
+  auto x = text.find('x');
+  try {
+    std::size_t a = 0, b = 0;
+    if (x == std::string::npos) throw std::invalid_argument(text);
+    int w = std::stoi(text.substr(0, x), &a), h = std::stoi(text.substr(x + 1), &b);
+    if (a != x || b != text.size() - x - 1 || w < 1 || h < 1 || w > 65536 || h > 65536) throw std::invalid_argument(text);
+    return {w, h};
+  } catch (std::exception const&) {
+    detail::raise<config_error>(key, ": expected WxH like 92x112, got '", text, "'");
+  }
 }
 
 }  // namespace arcnet::engine

@@ -1,12 +1,47 @@
 #pragma once
 // nn::batch_norm<C>: batch normalisation over the channels (last axis) of NHWC or (N, C) activations.
+#include <functional>
 #include <string>
+#include <utility>
 
 #include "arcnet/nn/init.hpp"
 #include "arcnet/nn/layer.hpp"
 #include "arcnet/ops/batch_norm.hpp"
 
 namespace arcnet::nn {
+
+/// Called with every batch_norm layer's input (recorded on the tape), running mean and running
+/// variance during forward passes on this thread while a batch_norm_observer is alive: the way
+/// to put a prior on activation statistics (DeepInversion, ArcFace's embedding inversion)
+/// without changing the model. PyTorch users do the same with forward hooks.
+template <class T, class D>
+using batch_norm_hook = std::function<void(variable<T, D> const& x, tensor<T, D> const& running_mean,
+                                           tensor<T, D> const& running_var)>;
+
+namespace detail_bn {
+template <class T, class D>
+batch_norm_hook<T, D>*& current_hook() {
+  static thread_local batch_norm_hook<T, D>* hook = nullptr;
+  return hook;
+}
+}  // namespace detail_bn
+
+/// Installs a batch_norm_hook for its lifetime (scopes nest: the previous hook comes back).
+template <class T, class D>
+class batch_norm_observer {
+ public:
+  explicit batch_norm_observer(batch_norm_hook<T, D> hook)
+      : hook_(std::move(hook)), previous_(detail_bn::current_hook<T, D>()) {
+    detail_bn::current_hook<T, D>() = &hook_;
+  }
+  ~batch_norm_observer() { detail_bn::current_hook<T, D>() = previous_; }
+  batch_norm_observer(batch_norm_observer const&) = delete;
+  batch_norm_observer& operator=(batch_norm_observer const&) = delete;
+
+ private:
+  batch_norm_hook<T, D> hook_;
+  batch_norm_hook<T, D>* previous_;
+};
 
 /// PyTorch's BatchNorm2d / BatchNorm1d: weight 1, bias 0, running_mean 0, running_var 1, momentum 0.1, eps 1e-5.
 /// Training mode normalises with batch statistics and updates the running ones; eval mode uses the running ones.
@@ -37,6 +72,7 @@ struct batch_norm {
       o.momentum = momentum_;
       o.eps = eps_;
       if (training_ && autograd::grad_enabled()) bump_batches();
+      if (auto* hook = detail_bn::current_hook<T, D>()) (*hook)(x, running_mean_, running_var_);
       return ops::batch_norm(x, weight_, bias_, running_mean_, running_var_, o);
     }
     template <class F>
