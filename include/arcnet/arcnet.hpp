@@ -47,6 +47,7 @@
 #include "arcnet/metrics/retrieval.hpp"
 #include "arcnet/metrics/report.hpp"
 #include "arcnet/metrics/search.hpp"
+#include "arcnet/metrics/verification.hpp"
 
 #include "arcnet/optim/adamw.hpp"
 #include "arcnet/optim/optimizer.hpp"
