@@ -3,11 +3,17 @@
 //   arcnet-train --config examples/configs/fashion-mnist.cfg --work-dir work/fmnist
 //   arcnet-train --config ... --work-dir work/fmnist --resume      (continue after a stop)
 //   arcnet-train --help                                             (every option, with defaults)
+#include <csignal>
 #include <cstdio>
 
 #include <arcnet/engine/trainer.hpp>
 
 int main(int argc, char** argv) {
+#if defined(SIGXFSZ)
+  // Past a file-size limit (ulimit -f) a write then fails with EFBIG, which the checkpoint writer
+  // reports as an error naming the file (keeping the previous one), instead of a silent kill.
+  std::signal(SIGXFSZ, SIG_IGN);
+#endif
   try {
     arcnet::engine::train_options options;
     if (!arcnet::engine::parse_train_options(argc, argv, options)) return 0;  // --help

@@ -1,6 +1,7 @@
 #include "test_util.hpp"
 
 #include <cstdio>
+#include <cstring>
 
 #include <arcnet/models/arcface.hpp>
 
@@ -107,4 +108,78 @@ TEST_CASE("arcface_head: dominant sub-centers, noisy samples, and dropping the r
   CHECK(h.weight().shape() == shape{2, 2});
   CHECK(h.weight().value().at(0, 1) == 1.0);
   CHECK(h.weight().value().at(1, 0) == -1.0);
+}
+
+namespace arcface_test {
+/// Rounds to the nearest bfloat16 (ties to even): what a bf16 backbone hands the head. arcnet
+/// has no bf16 tensor type yet; in bf16 mode the whole ArcFace head runs in fp32 (DESIGN.md), so
+/// the bf16 case is the fp32 head fed bf16-representable features.
+float round_to_bf16(float x) {
+  std::uint32_t u;
+  std::memcpy(&u, &x, 4);
+  if ((u & 0x7f800000u) == 0x7f800000u) return x;
+  u += 0x7fffu + ((u >> 16) & 1u);
+  u &= 0xffff0000u;
+  std::memcpy(&x, &u, 4);
+  return x;
+}
+}  // namespace arcface_test
+
+TEST_CASE("arcface_head: loss and gradients finite at cos = +-1 in fp32 and on bf16 features", "[models]") {
+  // Features equal to their class's weight row (cos = 1 up to rounding, sometimes just above),
+  // their negation (cos = -1), and a zero feature (a dead embedding); margins 0 to pi/2,
+  // easy_margin on and off, and the combined / CosFace forms.
+  int const classes = 4, width = 16;
+  generator g(21);
+  std::vector<float> w(static_cast<size_t>(classes * width));
+  for (auto& v : w) v = static_cast<float>(g.normal());
+  for (bool bf16 : {false, true}) {
+    std::vector<float> feats;
+    for (int sign : {1, -1})
+      for (int c = 0; c < classes; ++c)
+        for (int k = 0; k < width; ++k) {
+          float v = w[static_cast<size_t>(c * width + k)];
+          feats.push_back(sign * 2.0f * (bf16 ? arcface_test::round_to_bf16(v) : v));  // exactly parallel
+        }
+    feats.resize(feats.size() + width, 0.0f);
+    std::vector<std::int64_t> targets{0, 1, 2, 3, 0, 1, 2, 3, 2};
+    struct variant { double m, m1, m3; bool easy; };
+    for (variant v : {variant{0, 1, 0, false}, {0.5, 1, 0, false}, {0.5, 1, 0, true}, {M_PI / 2, 1, 0, false},
+                      {M_PI / 2, 1, 0, true}, {0, 1, 0.35, false}, {0.3, 1.2, 0.2, false}}) {
+      CAPTURE(bf16, v.m, v.m1, v.m3, v.easy);
+      models::arcface_options o;
+      o.num_classes = classes;
+      o.in_features = width;
+      o.margin = v.m;
+      o.m1 = v.m1;
+      o.m3 = v.m3;
+      o.easy_margin = v.easy;
+      models::arcface_head<float, cpu> h(o);
+      std::vector<float> wv = w;
+      if (bf16) for (auto& x : wv) x = arcface_test::round_to_bf16(x);
+      h.weight().value_mut().copy_from(tensor<float>::from_vector(shape{classes, width}, wv));
+      variable<float> f(tensor<float>::from_vector(shape{9, width}, feats), true);
+      auto cos = h.cosine(f).value();
+      for (int i = 0; i < 4; ++i) {
+        CHECK(cos.at(i, i) == Approx(1).margin(1e-6));
+        CHECK(cos.at(i + 4, i) == Approx(-1).margin(1e-6));
+      }
+      auto loss = h.loss(f, targets);
+      REQUIRE(std::isfinite(loss.value().item()));
+      loss.backward();
+      int bad = 0;
+      for (index_t i = 0; i < f.grad().numel(); ++i) bad += !std::isfinite(f.grad()[i]);
+      for (index_t i = 0; i < h.weight().grad().numel(); ++i) bad += !std::isfinite(h.weight().grad()[i]);
+      CHECK(bad == 0);
+      // The target logit of a feature on its class's weight: s * (cos(acos(cos) + m) - m3) for
+      // m1 = 1 (about s * (cos(m) - m3); the slope is infinite at cos = 1, so use the computed cos).
+      if (v.m1 == 1) {
+        auto logits = h.forward(variable<float>(f.value()), targets).value();
+        for (int i = 0; i < 4; ++i) {
+          double c = std::min(1.0, static_cast<double>(cos.at(i, i)));
+          CHECK(logits.at(i, i) == Approx(64 * (std::cos(std::acos(c) + v.m) - v.m3)).margin(1e-4));
+        }
+      }
+    }
+  }
 }

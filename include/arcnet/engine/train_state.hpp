@@ -51,6 +51,7 @@ struct train_progress {
   std::int64_t iteration = 0;    // iterations completed
   double best_recall_at_1 = -1;  // -1: not validated yet
   int best_epoch = 0;
+  std::int64_t skipped_steps = 0;  // steps skipped for a non-finite loss or gradient (optim.skip-nonfinite)
   nlohmann::json history = nlohmann::json::object();  // {"loss": [[iter, loss], ...], "val": [{...}, ...]}
 };
 
@@ -73,6 +74,7 @@ void save_training_checkpoint(std::string const& path, any_retriever<float, D>& 
                          {"iteration", p.iteration},
                          {"best_recall_at_1", p.best_recall_at_1},
                          {"best_epoch", p.best_epoch},
+                         {"skipped_steps", p.skipped_steps},
                          {"history", p.history}};
   io::save_safetensors(path, sd, {{detail_state::metadata_key, meta.dump()}});
 }
@@ -118,6 +120,7 @@ inline train_progress progress_of(loaded_checkpoint const& c, std::string const&
     p.iteration = c.meta.at("iteration").get<std::int64_t>();
     p.best_recall_at_1 = c.meta.at("best_recall_at_1").get<double>();
     p.best_epoch = c.meta.at("best_epoch").get<int>();
+    p.skipped_steps = c.meta.value("skipped_steps", std::int64_t{0});  // absent before it existed
     p.history = c.meta.at("history");
   } catch (nlohmann::json::exception const& e) {
     detail::raise<io_error>("'", path, "': not a complete arcnet training checkpoint: ", e.what());

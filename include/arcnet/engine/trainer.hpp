@@ -6,13 +6,27 @@
 // augmentation and learning rate are functions of (seed, epoch, iteration), and the checkpoint
 // holds every parameter, buffer and optimizer state); logs to the terminal and to
 // WORK_DIR/log.jsonl; plots loss and metrics to WORK_DIR/curves.png.
+//
+// Numeric guard: after each backward pass (before the optimizer step) the loss and every
+// gradient are checked; a NaN or Inf stops training with an error naming the iteration, the
+// parameter and the last good checkpoint, or, with optim.skip-nonfinite, skips that step (no
+// update, gradients cleared, batch-norm statistics restored), logs it and counts it in the
+// checkpointed progress. Crash safety: every file is written atomically, latest.safetensors last
+// (it is what --resume reads), and temporary files left by a killed run are removed at start.
+// Fault injection, for tests only (tests/programs/numeric_guard.sh): the environment variable
+// ARCNET_TEST_NONFINITE_GRADIENT_AT="8,13" puts a NaN into a gradient at those iterations
+// (1-based), ARCNET_TEST_NONFINITE_LOSS_AT makes the loss NaN there; see also
+// ARCNET_TEST_CHECKPOINT_DELAY_MS in io/detail/atomic_file.hpp.
 #include <omp.h>
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "arcnet/engine/evaluate.hpp"
@@ -72,6 +86,79 @@ inline void copy_atomically(std::string const& from, std::string const& to) {
     out.write(chunk.data(), static_cast<std::size_t>(in.gcount()));
   out.commit();
 }
+
+/// The gradients after a backward pass: their global L2 norm and the first parameter (in the
+/// model's order) holding a NaN or Inf ("" when every gradient is finite).
+struct gradient_summary {
+  double norm = 0;
+  std::string nonfinite;
+};
+
+/// Sums the squared gradients of every parameter in double: a float squared cannot overflow a
+/// double, so the sum is finite exactly when every element is. One pass over the gradients.
+template <class D>
+gradient_summary summarize_gradients(any_retriever<float, D>& model) {
+  gradient_summary r;
+  double total = 0;
+  model.for_each_parameter([&](std::string const& name, variable<float, D>& p, nn::param_layout) {
+    if (!p.grad().defined()) return;
+    tensor<float, cpu> g;  // (a CUDA backend would reduce on the device instead of copying)
+    if constexpr (std::is_same_v<D, cpu>) g = p.grad();
+    else g = p.grad().template to<cpu>();
+    float const* x = g.data();
+    double s = 0;
+    for (index_t i = 0, n = g.numel(); i < n; ++i) s += static_cast<double>(x[i]) * static_cast<double>(x[i]);
+    if (!std::isfinite(s) && r.nonfinite.empty()) r.nonfinite = name;
+    total += s;
+  });
+  r.norm = std::sqrt(total);
+  return r;
+}
+
+namespace detail_trainer {
+/// The iterations listed in the environment variable `name` ("8,13"): a test hook, empty when unset.
+inline std::set<std::int64_t> poisoned_iterations(char const* name) {
+  std::set<std::int64_t> at;
+  char const* v = std::getenv(name);
+  for (char const* c = v; c && *c;) {
+    char* end = nullptr;
+    long long i = std::strtoll(c, &end, 10);
+    if (end == c) break;
+    at.insert(i);
+    c = *end == ',' ? end + 1 : end;
+  }
+  return at;
+}
+/// Sets the first element of the first gradient to NaN (the test hook above).
+template <class D>
+void poison_gradient(any_retriever<float, D>& model) {
+  bool done = false;
+  model.for_each_parameter([&](std::string const&, variable<float, D>& p, nn::param_layout) {
+    if (done || !p.grad().defined()) return;
+    auto nan = tensor<float, cpu>::full(shape{1}, std::numeric_limits<float>::quiet_NaN());
+    if constexpr (std::is_same_v<D, cpu>) p.grad_for_accumulate().data()[0] = nan.data()[0];
+    else p.grad_for_accumulate().narrow(0, 1).copy_from(nan.template to<D>());
+    done = true;
+  });
+}
+/// Removes epoch_K.safetensors in dir for every K <= last (a killed run may have left older ones).
+inline void remove_epoch_checkpoints_up_to(std::filesystem::path const& dir, int last) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::vector<fs::path> old;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::string const name = it->path().filename().string();
+    std::string const pre = "epoch_", post = ".safetensors";
+    if (name.size() <= pre.size() + post.size() || name.compare(0, pre.size(), pre) != 0 ||
+        name.compare(name.size() - post.size(), post.size(), post) != 0)
+      continue;
+    std::string const digits = name.substr(pre.size(), name.size() - pre.size() - post.size());
+    if (digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (std::stol(digits) <= last) old.push_back(it->path());
+  }
+  for (auto const& f : old) fs::remove(f, ec);
+}
+}  // namespace detail_trainer
 
 #if __has_include(<cairo.h>)
 /// The loss (per logged window) and the validation metrics (per epoch) of a run, as a PNG.
@@ -173,6 +260,10 @@ train_result train(train_options const& o) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) detail::raise<io_error>("work-dir: cannot create '", o.work_dir, "': ", ec.message());
+  auto const stale = detail::remove_stale_temporaries(o.work_dir);
+  if (!stale.empty())
+    notes.push_back(detail::concat("removed ", stale.size(), " temporary file(s) of an interrupted write, e.g. ",
+                                   stale.front()));
   jsonl_log log((dir / "log.jsonl").string());
   if (!p.history.contains("loss")) p.history["loss"] = nlohmann::json::array();
   if (!p.history.contains("val")) p.history["val"] = nlohmann::json::array();
@@ -201,6 +292,9 @@ train_result train(train_options const& o) {
   bool const tty = progress_line::stdout_is_terminal();
   int const eval_batch = o.eval.batch_size > 0 ? o.eval.batch_size : o.data.batch_size;
   train_result result;
+  auto const poisoned_grad = detail_trainer::poisoned_iterations("ARCNET_TEST_NONFINITE_GRADIENT_AT");
+  auto const poisoned_loss = detail_trainer::poisoned_iterations("ARCNET_TEST_NONFINITE_LOSS_AT");
+  std::vector<tensor<float, D>> saved_buffers;  // with skip_nonfinite: the buffers before the step
 
   for (int epoch = p.epoch; epoch < o.epochs; ++epoch) {
     model->train(true);
@@ -214,19 +308,52 @@ train_result train(train_options const& o) {
       double const rate = sched.lr_at(p.iteration);
       opt->set_lr(rate);
       opt->zero_grad();
+      if (o.optim.skip_nonfinite) {  // a skipped step leaves no trace, not even in the running statistics
+        saved_buffers.clear();
+        model->for_each_buffer([&](std::string const&, tensor<float, D>& t) { saved_buffers.push_back(t.clone()); });
+      }
       auto loss = model->loss(variable<float, D>(b.images.template to<D>()), b.labels);
-      double const value = loss.value().template to<cpu>().item();
-      if (!std::isfinite(value))
-        detail::raise<error>("training diverged: the loss is ", value, " at iteration ", p.iteration + 1, " (epoch ",
-                             epoch + 1, "); the last good checkpoint is ", latest, "; lower optim.lr or check the data");
-      loss.backward();
-      opt->step();
+      double value = loss.value().template to<cpu>().item();
+      if (poisoned_loss.count(p.iteration + 1)) value = std::numeric_limits<double>::quiet_NaN();
+      std::string nonfinite;  // why this step cannot be taken
+      double grad_norm = std::numeric_limits<double>::quiet_NaN();
+      if (!std::isfinite(value)) {
+        nonfinite = detail::concat("the loss is ", std::isnan(value) ? "nan" : value > 0 ? "inf" : "-inf");
+      } else {
+        loss.backward();
+        if (poisoned_grad.count(p.iteration + 1)) detail_trainer::poison_gradient(*model);
+        auto const grads = summarize_gradients(*model);
+        grad_norm = grads.norm;
+        if (!grads.nonfinite.empty())
+          nonfinite = detail::concat("the gradient of ", grads.nonfinite, " is non-finite (global gradient norm ",
+                                     std::isnan(grads.norm) ? "nan" : "inf", ", loss ", value, ")");
+      }
+      if (!nonfinite.empty() && !o.optim.skip_nonfinite)
+        detail::raise<error>("training diverged: ", nonfinite, " at iteration ", p.iteration + 1, " (epoch ", epoch + 1,
+                             "); ", fs::exists(latest) ? detail::concat("the last good checkpoint is ", latest,
+                                                                        " (epoch ", p.epoch, ")")
+                                                       : std::string("no checkpoint was written yet"),
+                             "; lower optim.lr or check the data, or pass --optim.skip-nonfinite true to skip such steps");
+      if (nonfinite.empty()) {
+        opt->step();
+        window_loss += value;
+        ++window_n;
+      } else {
+        opt->zero_grad();
+        std::size_t k = 0;
+        model->for_each_buffer([&](std::string const&, tensor<float, D>& t) { t.copy_from(saved_buffers[k++]); });
+        ++p.skipped_steps;
+        bar.finish();
+        std::printf("arcnet-train: skipped iteration %ld (epoch %d): %s\n", static_cast<long>(p.iteration + 1),
+                    epoch + 1, nonfinite.c_str());
+        std::fflush(stdout);
+        log.write({{"event", "skip"}, {"epoch", epoch + 1}, {"iter", p.iteration + 1}, {"reason", nonfinite},
+                   {"loss", value}, {"grad_norm", grad_norm}, {"skipped_steps", p.skipped_steps}});
+      }
       ++p.iteration;
       ++step;
       images += b.size();
-      window_loss += value;
-      ++window_n;
-      if (step % o.log_interval == 0 || step == iters_per_epoch) {
+      if ((step % o.log_interval == 0 || step == iters_per_epoch) && window_n > 0) {
         double const mean = window_loss / window_n;
         p.history["loss"].push_back({p.iteration, mean});
         log.write({{"mode", "train"}, {"epoch", epoch + 1}, {"iter", p.iteration}, {"lr", rate}, {"loss", mean},
@@ -234,7 +361,8 @@ train_result train(train_options const& o) {
         window_loss = 0;
         window_n = 0;
       }
-      bar.update(step, images, detail::concat("loss ", std::to_string(value).substr(0, 6), "  lr ", rate));
+      bar.update(step, images, detail::concat(nonfinite.empty() ? "loss " + std::to_string(value).substr(0, 6) : "skipped",
+                                              "  lr ", rate));
     }
     bar.finish();
     log.write({{"mode", "epoch"}, {"epoch", epoch + 1}, {"train_seconds", bar.seconds()}, {"images", images},
@@ -268,20 +396,25 @@ train_result train(train_options const& o) {
         p.best_epoch = p.epoch;
       }
     }
-    // epoch_N first, then latest: a kill in between leaves latest at the previous epoch.
+    // epoch_N, then best, then latest, each atomically: latest is what --resume reads, so a kill
+    // before it is renamed into place redoes this epoch, which rewrites epoch_N and best the same.
     std::string const this_epoch = (dir / detail::concat("epoch_", p.epoch, ".safetensors")).string();
     save_training_checkpoint(this_epoch, *model, spec, opt.get(), p);
-    copy_atomically(this_epoch, latest);
     if (p.best_epoch == p.epoch) copy_atomically(this_epoch, (dir / "best.safetensors").string());
-    if (o.keep_last >= 0 && p.epoch - o.keep_last >= 1)
-      fs::remove(dir / detail::concat("epoch_", p.epoch - o.keep_last, ".safetensors"), ec);
+    copy_atomically(this_epoch, latest);
+    detail_trainer::remove_epoch_checkpoints_up_to(dir, p.epoch - o.keep_last);
   }
   result.progress = p;
 #if __has_include(<cairo.h>)
   plot_history(p.history, (dir / "curves.png").string());
 #endif
   result.seconds = std::chrono::duration<double>(clock::now() - t_start).count();
-  log.write({{"event", "end"}, {"epoch", p.epoch}, {"seconds", result.seconds}});
+  if (p.skipped_steps > 0) {
+    std::printf("arcnet-train: skipped %ld of %ld steps for a non-finite loss or gradient (optim.skip-nonfinite)\n",
+                static_cast<long>(p.skipped_steps), static_cast<long>(p.iteration));
+    std::fflush(stdout);
+  }
+  log.write({{"event", "end"}, {"epoch", p.epoch}, {"seconds", result.seconds}, {"skipped_steps", p.skipped_steps}});
   return result;
 }
 

@@ -27,7 +27,9 @@ namespace arcnet::metrics {
 struct search_options {
   /// Queries scored per GEMM. Memory besides the Q x k results: query_chunk * gallery_chunk
   /// scores (on the device, plus a host copy off the CPU; 256 MiB in float by default),
-  /// query_chunk * k candidates, and per thread k + gallery_chunk scratch scores.
+  /// query_chunk * k candidates, and per thread k + gallery_chunk scratch scores; on the CPU,
+  /// Eigen's GEMM also packs the gallery block into about min(d, 320) * gallery_chunk floats
+  /// (80 MiB by default; measured in benchmarks/search/NOTES.md).
   index_t query_chunk = 1024;
   /// Gallery items scored per GEMM. Blocks of at least 4k items are cheapest per item (the
   /// selection then starts from a sampled bound).

@@ -1,17 +1,29 @@
 #pragma once
 // Atomic file replacement: write "<path>.tmp-<pid>", flush and fsync it, close, rename over
-// path. On any failure the temporary file is removed and the file at path stays as it was.
+// path. On any failure the temporary file is removed and the file at path stays as it was; a
+// process killed mid-write leaves its temporary file behind, which remove_stale_temporaries()
+// deletes (the trainer calls it on its work dir before writing anything).
+//
+// Fault injection, for tests only: with the environment variable ARCNET_TEST_CHECKPOINT_DELAY_MS
+// set to N > 0, every commit() sleeps N ms after the data is written and before it is flushed
+// and renamed, so that a test can SIGKILL the process while a temporary file exists
+// (tests/programs/crash_safety.sh). Unset, it costs one getenv per file written.
 #include <cerrno>
+#include <chrono>
 #include <cstddef>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "arcnet/core/error.hpp"
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #define ARCNET_IO_POSIX 1
@@ -64,6 +76,7 @@ class io_atomic_writer {
 
   /// Makes the data durable and renames the temporary file over path.
   void commit() {
+    test_delay();
 #if ARCNET_IO_POSIX
     if (::fsync(fd_) != 0) fail_errno("cannot flush '", temp_, "' to disk");
     int const fd = fd_;
@@ -90,6 +103,11 @@ class io_atomic_writer {
   }
 
  private:
+  static void test_delay() {
+    char const* v = std::getenv("ARCNET_TEST_CHECKPOINT_DELAY_MS");
+    long const ms = v ? std::strtol(v, nullptr, 10) : 0;
+    if (ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  }
   void discard() {
     if (committed_) return;
 #if ARCNET_IO_POSIX
@@ -122,5 +140,31 @@ class io_atomic_writer {
   std::ofstream out_;
 #endif
 };
+
+/// Deletes the temporary files io_atomic_writer leaves when its process is killed mid-write:
+/// "<name>.tmp-<pid>" in `dir` (not recursive) whose process is gone. A file of a live process
+/// (another writer) is left alone. Returns the names removed; never throws.
+inline std::vector<std::string> remove_stale_temporaries(std::string const& dir) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> removed;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::string const name = it->path().filename().string();
+    auto const at = name.rfind(".tmp-");
+    if (at == std::string::npos || at == 0 || at + 5 == name.size()) continue;
+    std::string const digits = name.substr(at + 5);
+    if (digits.find_first_not_of("0123456789") != std::string::npos || digits.size() > 9) continue;
+    long const pid = std::strtol(digits.c_str(), nullptr, 10);
+#if ARCNET_IO_POSIX
+    if (pid == static_cast<long>(::getpid())) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM) continue;  // still running
+#else
+    if (pid == static_cast<long>(::_getpid())) continue;
+#endif
+    std::error_code rm;
+    if (fs::is_regular_file(it->path(), rm) && fs::remove(it->path(), rm)) removed.push_back(name);
+  }
+  return removed;
+}
 
 }  // namespace arcnet::detail
