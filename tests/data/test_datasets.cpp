@@ -241,6 +241,14 @@ TEST_CASE("list_file: 'path label' lines, relative to a root", "[data]") {
   require_error<io_error>([&] { data::list_file{list}; }, {list + ":3:", "'b.png x1'"});
   write_text(list, "a.png -1\n");
   require_error<io_error>([&] { data::list_file{list}; }, {list + ":1:", "negative"});
+  // A huge label (found by fuzzing: it made a billion class names) is rejected on its line; the
+  // largest allowed one still loads.
+  write_text(list, "a.png 0\nb.png 1111111111\n");
+  require_error<io_error>([&] { data::list_file{list}; }, {list + ":2:", "label 1111111111 is too large", "0..1048575"});
+  write_text(list, "a.png 0\nb.png 99999999999999999999\n");  // overflows int64: not a label
+  require_error<io_error>([&] { data::list_file{list}; }, {list + ":2:", "relative/path label"});
+  write_text(list, "a.png 1048575\n");
+  CHECK(data::list_file(list).num_classes() == 1048576);
   write_text(list, "\n\n");
   require_error<io_error>([&] { data::list_file{list}; }, {list, "no sample"});
   require_error<io_error>([&] { data::list_file{dir.str("none.txt")}; }, {dir.str("none.txt"), "cannot open"});

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <turbojpeg.h>
 #include <unistd.h>
+#include <zlib.h>
 
 namespace decode_test {
 
@@ -277,6 +278,14 @@ TEST_CASE("decode: missing, empty, truncated, corrupt and unsupported files give
   require_io_error(dir.file("bad_header.ppm"), "corrupt PNM header");
   write_text(dir.file("huge.pgm"), "P5\n100000 100000\n255\n");
   require_io_error(dir.file("huge.pgm"), "limit");
+  // ASCII maps too are checked against the bytes left before the samples are allocated: this
+  // 22-byte file would otherwise claim 507 MB (13000 x 13000 x 3).
+  write_text(dir.file("ascii_bomb.ppm"), "P3 13000 13000 255 1 2");
+  require_io_error(dir.file("ascii_bomb.ppm"), "truncated PNM: the header says 13000x13000x3 samples");
+  write_text(dir.file("ascii_short.pgm"), "P2 2 2 255 1 2 3");
+  require_io_error(dir.file("ascii_short.pgm"), "truncated PNM");
+  write_text(dir.file("ascii_missing.pgm"), "P2 2 2 255 1 2 3 x");
+  require_io_error(dir.file("ascii_missing.pgm"), "sample 3 of 4 missing");
 
   write_text(dir.file("garbage.png"), "this is not an image at all");
   require_io_error(dir.file("garbage.png"), "unknown format");
@@ -312,6 +321,62 @@ TEST_CASE("decode: damaged JPEG, PNG and PNM bytes decode or throw io_error, nev
   }
   CHECK(rejected > 30);
   CHECK(decoded + rejected == 180);
+}
+
+TEST_CASE("decode: a JPEG that fails leaves this thread's decoder ready for the next one", "[data][decode]") {
+  // Found by fuzzing: TurboJPEG 2.1 left the reused per-thread handle mid-header after a failed
+  // header read, and the next valid JPEG then decoded as "0x0 pixels" or "Bogus DQT index".
+  auto const good = arcnet::data::encode_jpeg(smooth(40, 24, 3), 90);
+  image const expected = arcnet::data::decode_image(good.data(), good.size(), "good.jpg");
+  std::vector<std::vector<std::uint8_t>> bad{
+      std::vector<std::uint8_t>(good.begin(), good.begin() + good.size() / 2),  // truncated in the header
+      std::vector<std::uint8_t>(good.begin(), good.begin() + 10),               // only SOI and part of APP0
+      std::vector<std::uint8_t>(good.begin(), good.end() - 40)};                // truncated in the scan
+  bad.push_back(good);
+  bad.back()[20] ^= 0x55;  // a damaged marker
+  for (auto const& b : bad) {
+    CHECK_THROWS_AS(arcnet::data::decode_image(b.data(), b.size(), "bad.jpg"), arcnet::io_error);
+    image const again = arcnet::data::decode_image(good.data(), good.size(), "good.jpg");
+    CHECK(again.width == 40);
+    CHECK(again.pixels == expected.pixels);
+  }
+}
+
+TEST_CASE("decode: a header claiming more pixels than the file can hold is rejected before decoding", "[data][decode]") {
+  // Found by fuzzing: a 770-byte JPEG or a 126-byte PNG whose header says 12000x12000 made the
+  // decoder allocate (and libjpeg paint) the whole image: 0.5 to 1.2 GB and seconds per file.
+  auto set_be = [](std::vector<std::uint8_t>& b, std::size_t at, std::uint32_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) b[at + i] = static_cast<std::uint8_t>(v >> (8 * (bytes - 1 - i)));
+  };
+  auto jpeg = arcnet::data::encode_jpeg(smooth(16, 16, 3), 80);
+  std::size_t sof = 2;
+  while (sof + 9 < jpeg.size() && !(jpeg[sof] == 0xFF && jpeg[sof + 1] == 0xC0)) ++sof;
+  REQUIRE(sof + 9 < jpeg.size());
+  set_be(jpeg, sof + 5, 12000, 2);  // height
+  set_be(jpeg, sof + 7, 12000, 2);  // width
+  CHECK_THROWS_WITH(arcnet::data::decode_image(jpeg.data(), jpeg.size(), "big.jpg"),
+                    Catch::Contains("'big.jpg': truncated or corrupt JPEG: the header says 12000x12000 pixels") &&
+                        Catch::Contains(std::to_string(jpeg.size()) + " bytes"));
+
+  auto png = arcnet::data::encode_png(pattern(4, 4, 4));
+  REQUIRE(std::string(png.begin() + 12, png.begin() + 16) == "IHDR");
+  set_be(png, 16, 12000, 4);
+  set_be(png, 20, 12000, 4);
+  set_be(png, 29, static_cast<std::uint32_t>(crc32(0, png.data() + 12, 17)), 4);  // a valid IHDR: only the size is wrong
+  CHECK_THROWS_WITH(arcnet::data::decode_image(png.data(), png.size(), "big.png"),
+                    Catch::Contains("'big.png': truncated or corrupt PNG: the header says 12000x12000 pixels"));
+
+  // Files at the formats' best compression still decode: a flat JPEG (about 85 pixels per
+  // byte) and a PNG of zeros (deflate's ~1000:1), both past the 2^20 pixels checked.
+  image flat = arcnet::data::make_image(2048, 1024, 3);
+  auto const flat_jpeg = arcnet::data::encode_jpeg(flat, 90);
+  CHECK(arcnet::data::decode_image(flat_jpeg.data(), flat_jpeg.size(), "flat.jpg").width == 2048);
+  auto const zeros_png = arcnet::data::encode_png(arcnet::data::make_image(2000, 2000, 1));
+  INFO("PNG of 2000x2000 zeros: " << zeros_png.size() << " bytes");
+  CHECK(zeros_png.size() < 2000 * 2000 / 500);
+  image const z = arcnet::data::decode_image(zeros_png.data(), zeros_png.size(), "zeros.png");
+  CHECK(z.width == 2000);
+  CHECK(z.pixels == std::vector<std::uint8_t>(2000 * 2000 * 3, 0));
 }
 
 TEST_CASE("encode: writers check their input and name the file on failure", "[data][decode]") {

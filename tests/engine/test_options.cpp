@@ -111,3 +111,18 @@ TEST_CASE("the shipped configs parse and validate", "[engine]") {
   }
   CHECK(seen >= 3);
 }
+
+TEST_CASE("train options: optim.skip-nonfinite is off unless asked, from a file or the command line", "[engine]") {
+  engine::train_options off;
+  REQUIRE(parse({"--data.root", "/tmp", "--work-dir", "w"}, off));
+  CHECK_FALSE(off.optim.skip_nonfinite);  // a NaN stops training by default
+  auto cfg = write_config("skip.cfg", "work-dir = w\n[data]\nroot = /tmp\n[optim]\nskip-nonfinite = true\n");
+  engine::train_options on;
+  REQUIRE(parse({"--config", cfg}, on));
+  CHECK(on.optim.skip_nonfinite);
+  engine::train_options cli;
+  REQUIRE(parse({"--config", cfg, "--optim.skip-nonfinite", "false"}, cli));
+  CHECK_FALSE(cli.optim.skip_nonfinite);  // the command line wins
+  CHECK_THROWS_MATCHES(parse_fresh({"--data.root", "/tmp", "--work-dir", "w", "--optim.skip-nonfinite", "sometimes"}),
+                       config_error, testing::message_contains("optim.skip-nonfinite") && testing::message_contains("sometimes"));
+}

@@ -248,10 +248,15 @@ class image_folder : public file_dataset {
 
 /// A text file of "relative/path label" lines (mmpretrain's ann_file: the label is the last
 /// field, so paths may hold spaces); paths are taken relative to root unless absolute. Labels
-/// are integers >= 0; num_classes() = the largest + 1. Blank lines are skipped. io_error naming
-/// the file and line for a malformed line or a negative label.
+/// are integers in [0, max_classes); num_classes() = the largest + 1. Blank lines are skipped.
+/// io_error naming the file and line for a malformed line or a label out of range.
 class list_file : public file_dataset {
  public:
+  /// Labels must be below this: every class up to the largest label gets a name here and an
+  /// ArcFace weight row later, so one stray large number (an item id in the label column) would
+  /// otherwise cost gigabytes. 2^20 is more identities than MS1M (85k) or Glint360K (360k).
+  static constexpr std::int64_t max_classes = std::int64_t(1) << 20;
+
   explicit list_file(std::string const& path, std::string const& root = "") {
     namespace fs = std::filesystem;
     name_ = detail::concat("list_file(", path, ")");
@@ -269,6 +274,9 @@ class list_file : public file_dataset {
         detail::raise<io_error>(path, ":", n + 1, ": expected 'relative/path label', got ",
                                 detail::dataset_quote_line(line));
       if (label < 0) detail::raise<io_error>(path, ":", n + 1, ": label ", label, " is negative");
+      if (label >= max_classes)
+        detail::raise<io_error>(path, ":", n + 1, ": label ", label, " is too large (list files hold labels 0..",
+                                max_classes - 1, ", one class per label up to the largest)");
       std::size_t path_end = line.find_last_not_of(" \t", split);
       fs::path rel = line.substr(begin, path_end - begin + 1);
       std::string full = (root.empty() || rel.is_absolute()) ? rel.string() : (fs::path(root) / rel).string();
@@ -276,6 +284,7 @@ class list_file : public file_dataset {
       max_label = std::max(max_label, label);
     }
     if (samples_.empty()) detail::raise<io_error>(path, ": the list file holds no sample");
+    class_names_.reserve(static_cast<std::size_t>(max_label + 1));
     for (std::int64_t c = 0; c <= max_label; ++c) class_names_.push_back(std::to_string(c));
   }
 };

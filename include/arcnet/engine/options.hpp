@@ -9,6 +9,7 @@
 #include <cmath>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -178,6 +179,29 @@ inline void add_run(po::options_description& d, train_options& o) {
       ("threads", po::value(&o.threads)->default_value(o.threads), "kernel threads (0: all cores)");
 }
 
+/// Reaches the placeholder values of a Program_options error (a protected member): a pointer
+/// to member formed through a derived class, the standard's way to name it without a cast.
+struct po_error_access : po::error_with_option_name {
+  static std::map<std::string, std::string> po::error_with_option_name::*substitutions() {
+    return &po_error_access::m_substitutions;
+  }
+};
+
+/// e.what(), safe on any input. Program_options fills a message by replacing "%value%" (and
+/// "%option%", "%original_token%", ...) until none is left, so a key or value that contains its
+/// own placeholder, e.g. "epochs = %value%", made what() loop forever while the message grew
+/// without bound (found by fuzzing the config file). The user's '%' become U+FF05 first.
+inline std::string po_message(po::error& e) {
+  if (auto* named = dynamic_cast<po::error_with_option_name*>(&e)) {
+    for (auto& entry : named->*po_error_access::substitutions()) {
+      std::string& v = entry.second;
+      for (std::size_t at = v.find('%'); at != std::string::npos; at = v.find('%', at + 3))
+        v.replace(at, 1, "\xef\xbc\x85");  // FULLWIDTH PERCENT SIGN
+    }
+  }
+  return e.what();
+}
+
 /// Parses argv, then the config file (--config) if any: the command line wins. Rethrows
 /// Program_options' errors as config_error naming the key, the value and the file.
 inline bool parse(int argc, char const* const* argv, po::options_description const& visible,
@@ -206,13 +230,13 @@ inline bool parse(int argc, char const* const* argv, po::options_description con
       if (!in) detail::raise<config_error>("cannot open config file '", config, "'");
       try {
         po::store(po::parse_config_file(in, all, false), vm);
-      } catch (po::error const& e) {
-        detail::raise<config_error>("config file '", config, "': ", e.what());
+      } catch (po::error& e) {
+        detail::raise<config_error>("config file '", config, "': ", po_message(e));
       }
     }
     po::notify(vm);
-  } catch (po::error const& e) {
-    detail::raise<config_error>(e.what());
+  } catch (po::error& e) {
+    detail::raise<config_error>(po_message(e));
   }
   return true;
 }

@@ -13,9 +13,14 @@
 
 namespace arcnet::detail {
 
+#ifndef ARCNET_MAX_IMAGE_PIXELS
+/// Largest pixel count a decoder accepts. Define it (on every translation unit) to lower it; the
+/// fuzz targets do, so that one input stays well under a second.
+#define ARCNET_MAX_IMAGE_PIXELS 178956970
+#endif
 /// Largest pixel count a decoder accepts (Pillow's DecompressionBombError threshold,
 /// 2 x MAX_IMAGE_PIXELS): a corrupt header must not make us allocate gigabytes.
-inline constexpr std::size_t data_max_image_pixels = 178956970;
+inline constexpr std::size_t data_max_image_pixels = ARCNET_MAX_IMAGE_PIXELS;
 
 enum class data_image_format { unknown, jpeg, png, pnm, gif, bmp, webp, tiff };
 

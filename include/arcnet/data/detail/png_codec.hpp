@@ -25,6 +25,7 @@ struct data_png_reader {
   png_infop info = nullptr;
   std::uint8_t const* data = nullptr;
   std::size_t size = 0, pos = 0;
+  int source_bits_per_pixel = 0;  // as stored in the file, before the conversion to 8-bit RGB(A)
   char message[200] = {};
 
   data_png_reader(std::uint8_t const* d, std::size_t n) : data(d), size(n) {}
@@ -56,6 +57,7 @@ inline bool data_png_read_header(data_png_reader& r) {
   png_read_info(r.png, r.info);
   int const color_type = png_get_color_type(r.png, r.info);
   int const bit_depth = png_get_bit_depth(r.png, r.info);
+  r.source_bits_per_pixel = bit_depth * png_get_channels(r.png, r.info);
   if (bit_depth == 16) png_set_strip_16(r.png);  // high byte, as Pillow
   if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(r.png);
   if (color_type == PNG_COLOR_TYPE_GRAY && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(r.png);
@@ -91,6 +93,13 @@ inline data::image data_decode_png(std::uint8_t const* bytes, std::size_t size, 
   if (width == 0 || height == 0 || static_cast<std::size_t>(width) * height > data_max_image_pixels)
     raise<io_error>("cannot decode image '", name, "': PNG of ", width, "x", height,
                     " pixels is empty or larger than the limit of ", data_max_image_pixels, " pixels");
+  // Deflate compresses at most 1032:1, so the file must hold at least 1/1032 of the image's
+  // packed samples (before the expansion to 8-bit RGB). A header that claims more is truncated or
+  // corrupt: check before allocating the rows, so that a few bytes cannot claim a huge buffer.
+  std::uint64_t const packed = static_cast<std::uint64_t>(width) * height * r.source_bits_per_pixel / 8;
+  if (packed / 1032 > size)
+    raise<io_error>("cannot decode image '", name, "': truncated or corrupt PNG: the header says ", width, "x", height,
+                    " pixels, which need more than the ", size, " bytes of the file");
   if ((channels != 3 && channels != 4) || rowbytes != static_cast<std::size_t>(width) * channels)
     raise<io_error>("cannot decode image '", name, "': unsupported PNG layout (", channels, " channels, ", rowbytes,
                     " bytes per row)");

@@ -61,6 +61,11 @@ inline data::image data_decode_pnm(std::uint8_t const* bytes, std::size_t size, 
     if (v > maxval) v = maxval;  // out-of-range samples are clamped, not trusted
     return static_cast<std::uint8_t>(maxval == 255 ? v : (v * 255 + maxval / 2) / maxval);
   };
+  // ASCII samples take at least two bytes each (a digit and a separator, the last one's optional):
+  // check before allocating, so that a few header bytes cannot claim a huge buffer.
+  if (ascii && (cur.pos >= size || (size - cur.pos + 1) / 2 < samples))
+    fail("truncated PNM: the header says ", width, "x", height, "x", in_channels, " samples, but the ",
+         cur.pos >= size ? 0 : size - cur.pos, " bytes after it hold fewer");
   std::vector<std::uint8_t> grey_or_rgb(samples);
   if (ascii) {
     for (std::size_t i = 0; i < samples; ++i) {
