@@ -1,6 +1,20 @@
 # The INTERFACE targets users link, their install rules and the package config.
 find_package(Eigen3 3.4 REQUIRED NO_MODULE)
-find_package(OpenMP)
+# OpenMP threads the CPU kernels; without it every `#pragma omp` is a no-op and they run on one
+# thread. Off by default only for ThreadSanitizer builds (see arcnet_sanitize.cmake).
+if(ARCNET_SANITIZE MATCHES "thread")
+  set(arcnet_openmp_default OFF)
+else()
+  set(arcnet_openmp_default ON)
+endif()
+option(ARCNET_OPENMP "Thread the CPU kernels with OpenMP (when the compiler supports it)" ${arcnet_openmp_default})
+if(ARCNET_OPENMP)
+  find_package(OpenMP)
+  if(ARCNET_SANITIZE MATCHES "thread")
+    message(WARNING "arcnet: ARCNET_SANITIZE=thread with ARCNET_OPENMP=ON: libgomp is not built with ThreadSanitizer, "
+                    "so expect false data-race reports from OpenMP regions; pass -DARCNET_OPENMP=OFF")
+  endif()
+endif()
 
 add_library(arcnet INTERFACE)
 add_library(arcnet::arcnet ALIAS arcnet)
@@ -9,7 +23,7 @@ target_include_directories(arcnet INTERFACE
   $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
 target_compile_features(arcnet INTERFACE cxx_std_17)
 target_link_libraries(arcnet INTERFACE Eigen3::Eigen)
-if(OpenMP_CXX_FOUND)
+if(ARCNET_OPENMP AND OpenMP_CXX_FOUND)
   target_link_libraries(arcnet INTERFACE OpenMP::OpenMP_CXX)
 endif()
 if(ARCNET_WITH_CUDA)
