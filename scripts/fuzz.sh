@@ -28,8 +28,8 @@ declare -A max_len=([safetensors]=4096 [pth]=8192 [image]=16384 [in_shop]=4096 [
                     [idx]=4096)
 # Extra flags and libraries per target. The image target lowers the decoders' pixel limit (see
 # tests/fuzz/fuzz_image.cpp): a legitimate 16 KB PNG can decode to tens of millions of pixels.
-declare -A libs=([safetensors]="" [pth]="" [image]="-DARCNET_MAX_IMAGE_PIXELS=4194304 -lturbojpeg -lpng -lz" [in_shop]=""
-                 [config]="-lboost_program_options -lturbojpeg -lpng -lz" [pairs]="" [idx]="-lz")
+declare -A extra=([safetensors]="" [pth]="" [image]="-DARCNET_MAX_IMAGE_PIXELS=4194304 -lturbojpeg -lpng -lz" [in_shop]=""
+                  [config]="-lboost_program_options -lturbojpeg -lpng -lz" [pairs]="" [idx]="-lz")
 
 cxx="${ARCNET_FUZZ_CXX:-}"
 if [[ -z "$cxx" ]]; then
@@ -51,7 +51,7 @@ build_one() {
     return 0
   fi
   # shellcheck disable=SC2086
-  if ! "$cxx" "${flags[@]}" "$src" -o "$bin.tmp" ${libs[$t]} > "$build/fuzz_$t.build.log" 2>&1; then
+  if ! "$cxx" "${flags[@]}" "$src" -o "$bin.tmp" ${extra[$t]} > "$build/fuzz_$t.build.log" 2>&1; then
     cat "$build/fuzz_$t.build.log" >&2
     echo "fuzz.sh: building fuzz_$t failed" >&2
     return 1
@@ -96,8 +96,8 @@ for t in "${targets[@]}"; do
   "$build/fuzz_$t" -max_total_time="$seconds" -max_len="${max_len[$t]}" -timeout=1 -rss_limit_mb=1024 \
     -malloc_limit_mb=1024 -print_final_stats=1 -artifact_prefix="$build/artifacts/$t-" "$work" "$seeds" \
     > "$log" 2>&1 || rc=$?
-  execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)"
-  corp="$(grep -o 'corp: [0-9]*/[0-9a-zA-Z]*' "$log" | tail -1 | sed 's/corp: //')"
+  execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1 || true)"
+  corp="$(grep -o 'corp: [0-9]*/[0-9a-zA-Z]*' "$log" | tail -1 | sed 's/corp: //' || true)"
   result=ok
   if [[ $rc -ne 0 ]]; then
     result="FAILED (exit $rc, see $log)"

@@ -126,3 +126,22 @@ TEST_CASE("train options: optim.skip-nonfinite is off unless asked, from a file 
   CHECK_THROWS_MATCHES(parse_fresh({"--data.root", "/tmp", "--work-dir", "w", "--optim.skip-nonfinite", "sometimes"}),
                        config_error, testing::message_contains("optim.skip-nonfinite") && testing::message_contains("sometimes"));
 }
+
+// Found by fuzzing the config parser (tests/fuzz/fuzz_config.cpp): Program_options fills its
+// messages by replacing "%value%" until none is left, so a value holding it looped forever.
+TEST_CASE("options: '%value%' in a key or value gives a config_error, not an endless message", "[engine]") {
+  auto cfg = write_config("pct.cfg", "epochs = %value%\n");
+  CHECK_THROWS_MATCHES(parse_fresh({"--config", cfg, "--work-dir", "w"}), config_error,
+                       testing::message_contains("the argument ('\xef\xbc\x85value\xef\xbc\x85') for option 'epochs' is invalid"));
+  CHECK_THROWS_MATCHES(parse_fresh({"--epochs", "%value%", "--work-dir", "w"}), config_error,
+                       testing::message_contains("\xef\xbc\x85value\xef\xbc\x85"));
+}
+
+TEST_CASE("class lists: labels below 2^20, overlapping ranges merged", "[engine]") {
+  CHECK(engine::parse_class_list("2-5,0-3,4-8,7", "k") == std::vector<std::int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8});
+  CHECK_THROWS_MATCHES(engine::parse_class_list("0-99999999", "data.train-classes"), config_error,
+                       testing::message_contains("label 99999999 in '0-99999999' is too large (labels are below 1048576)"));
+  std::string many;
+  for (int i = 0; i < 400; ++i) many += "0-1048575,";
+  CHECK(engine::parse_class_list(many + "5", "k").size() == 1048576);
+}
