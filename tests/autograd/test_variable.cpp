@@ -31,7 +31,7 @@ TEST_CASE("autograd: gradients accumulate across backward calls until zeroed", "
   CHECK_FALSE(x.grad().defined());
 }
 
-TEST_CASE("autograd: the graph is freed after backward; a second backward is an error", "[autograd]") {
+TEST_CASE("autograd: the graph is freed after backward - a second backward is an error", "[autograd]") {
   variable<double> x(tensor<double>::from_vector(shape{1}, {2.0}), true);
   auto y = ops::sum(ops::exp(x));
   REQUIRE(y.grad_fn() != nullptr);

@@ -45,7 +45,7 @@ TEST_CASE("tensor: bad shapes and indices throw arcnet errors naming the problem
   CHECK_THROWS_AS(undefined.clone(), error);
 }
 
-TEST_CASE("generator: the same seed gives the same numbers; normal has mean 0, variance 1", "[core]") {
+TEST_CASE("generator: the same seed gives the same numbers - normal has mean 0, variance 1", "[core]") {
   generator a(42), b(42);
   for (int i = 0; i < 10; ++i) CHECK(a.normal() == b.normal());
   auto t = randn<double>(shape{20000}, a);

@@ -158,7 +158,7 @@ TEST_CASE("loader: sequential order and drop_last", "[data]") {
   CHECK_THROWS_AS(data::loader(10, synthetic, o), config_error);
 }
 
-TEST_CASE("loader: an error reaches next() with the sample and file; the loader goes on", "[data]") {
+TEST_CASE("loader: an error reaches next() with the sample and file - the loader goes on", "[data]") {
   using namespace loader_test;
   auto failing = [](index_t i, std::uint64_t seed) {
     if (i == 7) detail::raise<io_error>("png: 'file_7.png': truncated file");
@@ -230,7 +230,7 @@ TEST_CASE("loader: skip_bad leaves bad samples out, counts and lists them", "[da
   CHECK(ld.bad_summary().empty());
 }
 
-TEST_CASE("loader: image files through a pipeline; a truncated PNG skipped or raised", "[data]") {
+TEST_CASE("loader: image files through a pipeline - a truncated PNG skipped or raised", "[data]") {
   using namespace loader_test;
   temp_dir dir;
   write_png_folder(dir.path);

@@ -128,7 +128,7 @@ TEST_CASE("crop and center_crop: known offsets, zero outside the image", "[data]
   require_window(arcnet::data::center_crop(12, 13)(img, g), -1, -2, 10, 9);
 }
 
-TEST_CASE("random_crop: a window at a uniformly drawn offset; padding adds zero borders", "[data][transforms]") {
+TEST_CASE("random_crop: a window at a uniformly drawn offset - padding adds zero borders", "[data][transforms]") {
   image const img = coordinates(12, 9);
   std::set<std::pair<int, int>> seen;
   for (std::uint64_t seed = 0; seed < 400; ++seed) {
@@ -178,7 +178,7 @@ TEST_CASE("random_horizontal_flip: p = 1 mirrors, p = 0 keeps, p = 0.5 flips abo
   CHECK(flipped < 570);
 }
 
-TEST_CASE("random_resized_crop: regions within torchvision's ranges, then resized; central fallback",
+TEST_CASE("random_resized_crop: regions within torchvision's ranges, then resized - central fallback",
           "[data][transforms]") {
   arcnet::data::random_resized_crop const rrc(24);
   for (std::uint64_t seed = 0; seed < 300; ++seed) {

@@ -82,7 +82,7 @@ tensor<float, cpu> target_embedding(int c) {
 
 }  // namespace
 
-TEST_CASE("invert_embedding: the reconstruction reaches the target; noise does not", "[engine][invert]") {
+TEST_CASE("invert_embedding: the reconstruction reaches the target - noise does not", "[engine][invert]") {
   engine::inversion_options o;
   o.steps = 150;
   o.normalization = {{128, 128, 128}, {64, 64, 64}};

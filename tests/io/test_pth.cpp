@@ -239,7 +239,7 @@ TEST_CASE("pth: non-contiguous views and views sharing one storage are gathered"
   CHECK(!sh.at("row").shares_storage_with(sh.at("base")));  // loaded tensors are independent
 }
 
-TEST_CASE("pth: parameters, integer, bool, 0-d and empty tensors load; other entries are skipped", "[io]") {
+TEST_CASE("pth: parameters, integer, bool, 0-d and empty tensors load - other entries are skipped", "[io]") {
   auto sd = pth_test::require_matches_fixture("pth_mixed.pth");
   CHECK(sd.count("step") == 0);
   CHECK(sd.at("u8").to_vector() == std::vector<float>{0, 255});
@@ -362,7 +362,7 @@ TEST_CASE("pth: damaged archives are io_errors naming the problem", "[io]") {
 
 }
 
-TEST_CASE("pth: pickles that would run code or are malformed are io_errors; nothing executes", "[io]") {
+TEST_CASE("pth: pickles that would run code or are malformed are io_errors - nothing executes", "[io]") {
   using namespace pth_test;
   auto dir = scratch_dir("pickles");
   std::string const path = (dir / "evil.pth").string();

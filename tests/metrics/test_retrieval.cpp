@@ -37,7 +37,7 @@ TEST_CASE("retrieval metrics: integrate mode averages the precision before and a
   CHECK(metrics::average_precision(ranked, {}, 10) == 0.0);
 }
 
-TEST_CASE("retrieval metrics: top_k breaks ties by index; bad sizes are errors", "[metrics]") {
+TEST_CASE("retrieval metrics: top_k breaks ties by index - bad sizes are errors", "[metrics]") {
   auto s = tensor<float>::from_vector(shape{1, 5}, {0.5f, 0.9f, 0.5f, 0.1f, 0.9f});
   CHECK(metrics::top_k(s, 3)[0] == std::vector<index_t>{1, 4, 0});
   CHECK(metrics::top_k(s, 9)[0].size() == 5);

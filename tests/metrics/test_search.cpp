@@ -277,7 +277,7 @@ TEST_CASE("search_topk: bad shapes, k, options and NaN are clear errors", "[metr
   CHECK_THROWS_WITH(metrics::search_topk(q, g, 2), Catch::Contains("query 0 and gallery item 4 is NaN"));
 }
 
-TEST_CASE("map_at_r and r_precision: hand-computed example; R = 0 skipped; short rankings refused", "[metrics]") {
+TEST_CASE("map_at_r and r_precision: hand-computed example - R = 0 skipped - short rankings refused", "[metrics]") {
   // Query 0: R = 4 relevant {7, 3, 9, 5}; ranking 7 1 3 9 | 5 -> rel = 1 0 1 1 in the top R:
   //   MAP@R = (1/4) (P(1) + P(3) + P(4)) = (1/4) (1 + 2/3 + 3/4) = 29/48; R-precision = 3/4.
   //   (AP would also credit the hit at rank 5; MAP@R stops at R.)

@@ -13,7 +13,7 @@ TEST_CASE("image_retriever: ResNet-50 + ArcFace has the published 31,693,888 par
   CHECK(m.head().weight().shape() == shape{3997, 2048});
 }
 
-TEST_CASE("image_retriever: embeddings are unit length; an embedding neck sets their width", "[models]") {
+TEST_CASE("image_retriever: embeddings are unit length - an embedding neck sets their width", "[models]") {
   generator g(9);
   models::arcface_options head;
   head.num_classes = 6;

@@ -26,7 +26,7 @@ TEST_CASE("relu: gradients match finite differences", "[ops][activation]") {
   arcnet::testing::require_gradients_match([&] { return ops::relu(x) * x; }, {x});
 }
 
-TEST_CASE("relu: float and double agree; the raw forward may run in place", "[ops][activation]") {
+TEST_CASE("relu: float and double agree - the raw forward may run in place", "[ops][activation]") {
   using namespace activation_test;
   generator g(72);
   auto x = randn<double>(shape{4, 9}, g);

@@ -56,7 +56,7 @@ TEST_CASE("l2_normalize: gradients match finite differences", "[ops][normalize]"
   }
 }
 
-TEST_CASE("l2_normalize: float and double agree; rows have unit norm", "[ops][normalize]") {
+TEST_CASE("l2_normalize: float and double agree - rows have unit norm", "[ops][normalize]") {
   using namespace normalize_test;
   generator g(32);
   auto x = randn<double>(shape{6, 33}, g, 0.0, 5.0);

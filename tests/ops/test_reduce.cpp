@@ -49,7 +49,7 @@ TEST_CASE("reduce: sum and mean over axes of a known tensor", "[ops][reduce]") {
   CHECK(ops::mean(x, {0, 1}).value().at(3) == Approx((3.0 + 7 + 11 + 15 + 19 + 23) / 6));
 }
 
-TEST_CASE("reduce: max over an axis with its argmax; ties go to the first", "[ops][reduce]") {
+TEST_CASE("reduce: max over an axis with its argmax - ties go to the first", "[ops][reduce]") {
   using namespace reduce_test;
   dvar x(dtensor::from_vector(shape{2, 3}, {1.0, 5.0, 5.0, -2.0, -7.0, -1.0}), true);
   auto m1 = ops::max(x, 1);

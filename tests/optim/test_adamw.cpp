@@ -229,7 +229,7 @@ TEST_CASE("adamw: state is a copy, and load_state checks keys, shapes, steps and
   CHECK(opt.state().empty());
 }
 
-TEST_CASE("adamw: parameters without a gradient are skipped; zero_grad clears gradients", "[optim]") {
+TEST_CASE("adamw: parameters without a gradient are skipped - zero_grad clears gradients", "[optim]") {
   adamw_test::var a(tensor<double>::from_vector(shape{2}, {1.0, -2.0}), true);
   adamw_test::var b(tensor<double>::from_vector(shape{1}, {5.0}), true);
   optim::adamw<double> opt({a, b}, optim::adamw_options().set_lr(0.1).set_weight_decay(0.5).set_eps(0));

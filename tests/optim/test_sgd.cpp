@@ -157,7 +157,7 @@ TEST_CASE("sgd: state is a copy, and load_state checks keys and shapes", "[optim
   CHECK(opt.state().empty());
 }
 
-TEST_CASE("sgd: parameters without a gradient are skipped; zero_grad clears gradients", "[optim]") {
+TEST_CASE("sgd: parameters without a gradient are skipped - zero_grad clears gradients", "[optim]") {
   sgd_test::var a(tensor<double>::from_vector(shape{2}, {1.0, 2.0}), true);
   sgd_test::var b(tensor<double>::from_vector(shape{1}, {5.0}), true);
   optim::sgd<double> opt({a, b}, optim::sgd_options().set_lr(0.1).set_momentum(0.9).set_weight_decay(0.1));
