@@ -4,6 +4,8 @@
 # skipped without a GPU). Works from any directory.
 #   ARCNET_BUILD_DIR  build directory (default: <repo>/build)
 #   ARCNET_CUDA       AUTO (the default of a new build directory), ON or OFF
+# Then the sanitizer runs, scripts/run_sanitizers.sh (build-asan/, build-tsan/; ARCNET_SANITIZERS
+# picks them, "none" skips them).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,3 +20,4 @@ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release "${cuda[@]}"
 cmake --build "$build" -j "$jobs"
 cd "$build"
 ctest --output-on-failure -j "$jobs"
+"$root/scripts/run_sanitizers.sh"
