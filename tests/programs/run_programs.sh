@@ -68,7 +68,8 @@ grep -q "cosine to the target $cosine" invert2.log || { cat invert2.log; fail "a
 # 4. Kill a run with SIGKILL after its first epoch, resume it, compare with the uninterrupted run.
 "${train[@]}" --work-dir killed > killed.log 2>&1 &
 pid=$!
-for _ in $(seq 600); do [[ -f killed/epoch_1.safetensors ]] && break; sleep 0.05; done
+# latest.safetensors is written last (after epoch_N and best): wait for it, not for epoch_1.
+for _ in $(seq 600); do [[ -f killed/latest.safetensors ]] && break; sleep 0.05; done
 kill -9 $pid 2>/dev/null
 wait $pid 2>/dev/null
 [[ -f killed/latest.safetensors ]] || fail "no checkpoint before the kill"
