@@ -53,6 +53,7 @@ if(ARCNET_WITH_IO)
 endif()
 include(${CMAKE_CURRENT_LIST_DIR}/arcnet_data.cmake)  # arcnet::data: TurboJPEG, libpng, zlib, threads
 include(${CMAKE_CURRENT_LIST_DIR}/arcnet_viz.cmake)   # arcnet::viz: cairo (needs arcnet::data)
+include(${CMAKE_CURRENT_LIST_DIR}/arcnet_distributed.cmake)  # arcnet::mpi: MPI (optional)
 include(${CMAKE_CURRENT_LIST_DIR}/arcnet_engine.cmake)  # arcnet::engine: Boost.Program_options (needs io, data)
 install(EXPORT arcnetTargets NAMESPACE arcnet:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/arcnet)
 configure_package_config_file(cmake/arcnetConfig.cmake.in ${CMAKE_CURRENT_BINARY_DIR}/arcnetConfig.cmake

@@ -14,6 +14,7 @@ packages=(
   dataset-fashion-mnist           # /usr/share/datasets/fashion-mnist: the IDX test, the coming ArcFace demo
   python3-pil python3-numpy       # tests/fixtures/compare_pillow.py, benchmarks/data/pipeline_pillow.py
   python3-torch python3-torchvision  # the reference that tests/fixtures/*.py are generated with
+  libopenmpi-dev openmpi-bin      # arcnet::mpi: training on several processes (mpirun), its tests
 )
 
 missing=()

@@ -14,7 +14,8 @@
 # data.loader_memory (measures peak RSS, which ASan's shadow memory and quarantine distort),
 # models.torch_parity and the Python / Pillow comparisons (they check numbers against PyTorch,
 # not memory; torch_parity takes minutes), the compile-fail, header and packaging checks (no
-# arcnet code runs), CUDA. Works from any directory.
+# arcnet code runs), CUDA, and the MPI runs (arcnet_mpi_tests, programs.distributed: OpenMPI's
+# own allocations would need a suppression list of their own). Works from any directory.
 #   ARCNET_ASAN_BUILD_DIR  build directory of run 1 (default: <repo>/build-asan)
 #   ARCNET_TSAN_BUILD_DIR  build directory of run 2 (default: <repo>/build-tsan)
 #   ARCNET_SANITIZERS      which runs: "asan tsan" (default), "asan", "tsan" or "none"
@@ -54,7 +55,7 @@ if [[ " $runs " == *" asan "* ]]; then
     # Unit tests: catch_discover_tests adds them without labels; every other test has one.
     ctest --output-on-failure -j "$jobs" --timeout 600 -LE .
     # The programs (present when arcnet::engine is: Boost.Program_options found).
-    ctest --output-on-failure --timeout 900 -L '^programs$' -E '^programs\.crash_safety$'
+    ctest --output-on-failure --timeout 900 -L '^programs$' -E '^programs\.(crash_safety|distributed)$'
     cd "$root"
   }
 fi

@@ -17,7 +17,7 @@ set(arcnet_header_check_skipped "")
 list(FILTER arcnet_public_headers EXCLUDE REGEX "^arcnet/ops/cpu/")
 foreach(header IN LISTS arcnet_public_headers)
   # Headers of optional components (io: nlohmann_json; data: TurboJPEG, libpng, zlib; engine:
-  # Boost; viz: cairo) are checked, linked with their component target, when that target exists.
+  # Boost; viz: cairo; mpi: MPI) are checked, linked with their component target, when that target exists.
   file(READ ${PROJECT_SOURCE_DIR}/include/${header} text)
   set(component "")
   if(header MATCHES "^arcnet/io/" OR text MATCHES "#include <nlohmann/")
@@ -28,6 +28,8 @@ foreach(header IN LISTS arcnet_public_headers)
     set(component engine)
   elseif(header MATCHES "^arcnet/viz/" OR text MATCHES "#include <cairo")
     set(component viz)
+  elseif(text MATCHES "#include <mpi\\.h>")
+    set(component mpi)
   endif()
   if(component)
     if(NOT TARGET arcnet::${component})

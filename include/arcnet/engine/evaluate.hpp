@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "arcnet/distributed/communicator.hpp"
 #include "arcnet/engine/datasets.hpp"
 #include "arcnet/engine/model_zoo.hpp"
 #include "arcnet/metrics/report.hpp"
@@ -21,29 +22,38 @@ namespace arcnet::engine {
 /// Called while embedding: (images done, images in all).
 using progress_callback = std::function<void(index_t, index_t)>;
 
-/// L2-normalised embeddings (N, d) of every image of `set`, in set order, on the host.
+/// L2-normalised embeddings (N, d) of every image of `set`, in set order, on the host. With a
+/// communicator of several ranks, each embeds every size()-th image and the rows are gathered,
+/// so that every rank ends with all of them.
 template <class D>
 tensor<float, cpu> embed(any_retriever<float, D>& model, image_set const& set, data::pipeline const& tf, int batch_size,
-                         int workers, progress_callback const& progress = {}) {
+                         int workers, progress_callback const& progress = {}, distributed::communicator* comm = nullptr) {
   data::loader_options lo;
   lo.batch_size = batch_size;
   lo.workers = workers;
   lo.prefetch = std::max(2, workers);
+  int const ranks = comm ? comm->size() : 1, rank = comm ? comm->rank() : 0;
+  lo.rank = rank;
+  lo.world_size = ranks;
   auto loader = set.loader(tf, lo);
   model.train(false);
-  auto out = tensor<float, cpu>::uninitialized(shape{set.size(), model.embedding_dim()});
+  // Zeros: with several ranks, the rows of the others stay zero here until the sum below.
+  auto out = tensor<float, cpu>::zeros(shape{set.size(), model.embedding_dim()});
   loader->begin_epoch(0);
   data::batch b;
   index_t done = 0;
   while (loader->next(b)) {
     auto f = model.extract_feat(b.images.template to<D>()).template to<cpu>();
     if (f.size(0) != b.size()) detail::raise<shape_error>("embed: expected ", b.size(), " embeddings, got ", f.shape());
-    for (index_t r = 0; r < b.size(); ++r)  // indices: a bad sample may have been skipped
-      std::memcpy(out.data() + b.indices[static_cast<std::size_t>(r)] * f.size(1), f.data() + r * f.size(1),
-                  sizeof(float) * static_cast<std::size_t>(f.size(1)));
-    done += b.size();
-    if (progress) progress(done, set.size());
+    for (index_t r = 0; r < b.size(); ++r) {  // indices: a bad sample may have been skipped
+      index_t const i = b.indices[static_cast<std::size_t>(r)];
+      if (i % ranks != rank) continue;  // the sampler's padding: another rank's image, embedded there
+      std::memcpy(out.data() + i * f.size(1), f.data() + r * f.size(1), sizeof(float) * static_cast<std::size_t>(f.size(1)));
+    }
+    done += b.size() * ranks;
+    if (progress) progress(std::min(done, set.size()), set.size());
   }
+  if (ranks > 1) comm->all_reduce(out.data(), static_cast<std::size_t>(out.numel()), distributed::reduce_op::sum);
   return out;
 }
 
@@ -56,23 +66,29 @@ struct evaluation {
 
 /// Embeds the query and gallery sets of `s` and scores the ranking of the gallery for each
 /// query (leave-one-out: a query never retrieves itself). MAP@R is computed when the search
-/// depth it needs (the largest class in the gallery) is at most `max_k_for_map_at_r`.
+/// depth it needs (the largest class in the gallery) is at most `max_k_for_map_at_r`. With a
+/// communicator of several ranks, the embedding is shared among them and only rank 0 searches
+/// and scores (the others return an empty report).
 template <class D>
 evaluation evaluate(any_retriever<float, D>& model, splits const& s, data::pipeline const& tf, int batch_size,
-                    int workers, progress_callback const& progress = {}, index_t max_k_for_map_at_r = 20000) {
+                    int workers, progress_callback const& progress = {}, index_t max_k_for_map_at_r = 20000,
+                    distributed::communicator* comm = nullptr) {
   using clock = std::chrono::steady_clock;
   evaluation ev;
   auto t0 = clock::now();
   index_t total = s.query.size() + (s.leave_one_out ? 0 : s.gallery.size());
   auto q = embed(model, s.query, tf, batch_size, workers,
-                 progress ? progress_callback([&](index_t d, index_t) { progress(d, total); }) : progress_callback());
+                 progress ? progress_callback([&](index_t d, index_t) { progress(d, total); }) : progress_callback(), comm);
   tensor<float, cpu> g = s.leave_one_out ? q
                                          : embed(model, s.gallery, tf, batch_size, workers,
                                                  progress ? progress_callback([&](index_t d, index_t) {
                                                    progress(s.query.size() + d, total);
                                                  })
-                                                          : progress_callback());
+                                                          : progress_callback(),
+                                                 comm);
   auto t1 = clock::now();
+  ev.embed_seconds = std::chrono::duration<double>(t1 - t0).count();
+  if (comm && comm->rank() != 0) return ev;
   std::vector<index_t> self;
   if (s.leave_one_out)
     for (index_t i = 0; i < s.query.size(); ++i) self.push_back(i);
@@ -83,7 +99,6 @@ evaluation evaluate(any_retriever<float, D>& model, splits const& s, data::pipel
   so.query_gallery_index = self;
   ev.found = metrics::search_topk(q.template to<D>(), g.template to<D>(), k, so);
   ev.report = metrics::evaluate_retrieval(ev.found, s.query.labels(), s.gallery.labels(), with_r);
-  ev.embed_seconds = std::chrono::duration<double>(t1 - t0).count();
   ev.search_seconds = std::chrono::duration<double>(clock::now() - t1).count();
   return ev;
 }

@@ -48,6 +48,16 @@ struct head_options {
   std::string margins_file;  // one margin per class and line
   bool adaptive_margins = false;
   bool easy_margin = false;
+  bool partial_fc = false;   // under mpirun: class centers sharded across ranks (insightface's Partial FC)
+  double sample_rate = 1.0;  // Partial FC: fraction of each shard's classes used per step (positives always)
+};
+
+/// Training on several processes (mpirun): see engine/distributed.hpp.
+struct dist_options {
+  std::string launcher = "auto";  // auto: MPI when started by mpirun | none | mpi
+  bool sync_bn = false;           // batch statistics over all ranks (SyncBatchNorm)
+  double timeout = 1800;          // seconds a collective may wait before the job stops (PyTorch: 30 min)
+  double bucket_mb = 25;          // gradient all-reduce bucket size (PyTorch's bucket_cap_mb)
 };
 
 /// The optimizer and the learning-rate schedule.
@@ -84,6 +94,7 @@ struct train_options {
   head_options head;
   optim_options optim;
   eval_options eval;
+  dist_options dist;
   int epochs = 50;
   std::string device = "cpu";
   std::string precision = "fp32";
@@ -131,7 +142,20 @@ inline void add_head(po::options_description& d, head_options& o) {
       ("head.margins-file", po::value(&o.margins_file)->default_value(o.margins_file), "one margin per class and line")
       ("head.adaptive-margins", po::value(&o.adaptive_margins)->default_value(o.adaptive_margins),
        "margins from class counts (count^-1/4 into [0.05, 0.5])")
-      ("head.easy-margin", po::value(&o.easy_margin)->default_value(o.easy_margin), "easy_margin");
+      ("head.easy-margin", po::value(&o.easy_margin)->default_value(o.easy_margin), "easy_margin")
+      ("head.partial-fc", po::value(&o.partial_fc)->default_value(o.partial_fc),
+       "under mpirun: shard the class centers across ranks (Partial FC)")
+      ("head.sample-rate", po::value(&o.sample_rate)->default_value(o.sample_rate),
+       "Partial FC: fraction of each shard's classes per step (the batch's classes always)");
+}
+inline void add_dist(po::options_description& d, dist_options& o) {
+  d.add_options()
+      ("dist.launcher", po::value(&o.launcher)->default_value(o.launcher),
+       "auto (MPI when started by mpirun) | none | mpi")
+      ("dist.sync-bn", po::value(&o.sync_bn)->default_value(o.sync_bn), "batch-norm statistics over all ranks")
+      ("dist.timeout", po::value(&o.timeout)->default_value(o.timeout),
+       "seconds a rank waits for the others in a collective before the job stops with an error")
+      ("dist.bucket-mb", po::value(&o.bucket_mb)->default_value(o.bucket_mb), "gradient all-reduce bucket size (MiB)");
 }
 inline void add_optim(po::options_description& d, optim_options& o) {
   d.add_options()
@@ -300,6 +324,13 @@ inline void validate(train_options const& o) {
   positive("head.scale", o.head.scale);
   if (!(o.head.margin >= 0 && o.head.margin <= 3.14159265358979 / 2))
     detail::raise<config_error>("head.margin: expected a margin in [0, pi/2] radians, got ", o.head.margin);
+  if (!(o.head.sample_rate > 0 && o.head.sample_rate <= 1))
+    detail::raise<config_error>("head.sample-rate: expected a fraction in (0, 1], got ", o.head.sample_rate);
+  if (o.head.sample_rate < 1 && !o.head.partial_fc)
+    detail::raise<config_error>("head.sample-rate: ", o.head.sample_rate, " needs head.partial-fc true");
+  choice("dist.launcher", o.dist.launcher, {"auto", "none", "mpi"});
+  positive("dist.timeout", o.dist.timeout);
+  positive("dist.bucket-mb", o.dist.bucket_mb);
   choice("optim.type", o.optim.type, {"sgd", "adamw"});
   choice("optim.schedule", o.optim.schedule, {"cosine", "constant"});
   positive("optim.lr", o.optim.lr);
@@ -325,15 +356,16 @@ inline void validate(train_options const& o) {
 inline bool parse_train_options(int argc, char const* const* argv, train_options& o) {
   namespace po = boost::program_options;
   po::options_description data("data"), model("model"), head("head"), optim("optimizer and schedule"),
-      eval("evaluation"), run("run");
+      eval("evaluation"), dist("several processes (mpirun)"), run("run");
   detail_options::add_data(data, o.data);
   detail_options::add_model(model, o.model);
   detail_options::add_head(head, o.head);
   detail_options::add_optim(optim, o.optim);
   detail_options::add_eval(eval, o.eval);
+  detail_options::add_dist(dist, o.dist);
   detail_options::add_run(run, o);
   po::options_description all;
-  all.add(data).add(model).add(head).add(optim).add(eval).add(run);
+  all.add(data).add(model).add(head).add(optim).add(eval).add(dist).add(run);
   if (!detail_options::parse(argc, argv, all, all, "arcnet-train", "[--config FILE] [--section.key VALUE ...]"))
     return false;
   validate(o);
@@ -412,6 +444,7 @@ inline bool parse_test_options(int argc, char const* const* argv, test_options& 
   detail_options::add_head(h, ignored.head);
   detail_options::add_optim(opt, ignored.optim);
   detail_options::add_ignored_run_keys(r);
+  detail_options::add_dist(r, ignored.dist);
   all.add(visible).add(m).add(h).add(opt).add(r);
   if (!detail_options::parse(argc, argv, visible, all, "arcnet-test",
                              "--checkpoint FILE [--config TRAIN.cfg] [--section.key VALUE ...]"))
@@ -456,6 +489,7 @@ inline bool parse_retrieve_options(int argc, char const* const* argv, retrieve_o
   detail_options::add_optim(opt, ignored.optim);
   detail_options::add_eval(e, ignored.eval);
   detail_options::add_ignored_run_keys(r);
+  detail_options::add_dist(r, ignored.dist);
   all.add(run).add(d).add(m).add(h).add(opt).add(e).add(r);
   po::positional_options_description positional;
   positional.add("query", -1);
@@ -522,6 +556,7 @@ inline bool parse_invert_options(int argc, char const* const* argv, invert_optio
   r.add_options()("epochs", po::value<int>())("precision", po::value<std::string>())("work-dir", po::value<std::string>())
       ("load-from", po::value<std::string>())("resume", po::value<bool>())("keep-last", po::value<int>())
       ("log-interval", po::value<int>())("device", po::value<std::string>());
+  detail_options::add_dist(r, ignored.dist);
   po::options_description visible, all;
   visible.add(run).add(d);
   all.add(visible).add(m).add(h).add(opt).add(e).add(r);

@@ -47,9 +47,10 @@ class jsonl_log {
 class progress_line {
  public:
   /// interactive: rewrite one line (stdout is a terminal); else print every `every` steps.
-  progress_line(std::string label, long total, int every, bool interactive)
+  /// Not enabled: prints nothing (ranks other than 0 of a distributed run), still times.
+  progress_line(std::string label, long total, int every, bool interactive, bool enabled = true)
       : label_(std::move(label)), total_(total), every_(std::max(1, every)), interactive_(interactive),
-        start_(clock::now()) {}
+        enabled_(enabled), start_(clock::now()) {}
 
   static bool stdout_is_terminal() { return ::isatty(::fileno(stdout)) == 1; }
 
@@ -58,6 +59,7 @@ class progress_line {
     double const elapsed = std::chrono::duration<double>(clock::now() - start_).count();
     double const rate = elapsed > 0 ? items / elapsed : 0;
     double const eta = done > 0 ? elapsed * (total_ - done) / done : -1;
+    if (!enabled_) return;
     if (interactive_) {
       int const width = 24;
       int const filled = total_ > 0 ? static_cast<int>(width * done / total_) : 0;
@@ -88,6 +90,7 @@ class progress_line {
   long total_;
   int every_;
   bool interactive_;
+  bool enabled_;
   bool dirty_ = false;
   clock::time_point start_;
 };

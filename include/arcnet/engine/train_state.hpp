@@ -60,16 +60,18 @@ inline constexpr char optimizer_prefix[] = "optimizer.";
 inline constexpr char metadata_key[] = "arcnet";
 }  // namespace detail_state
 
-/// Writes model + optimizer + progress to path (atomically).
+/// Writes model + optimizer state + progress to path (atomically). The optimizer state is given
+/// (a distributed run with Partial FC gathers it from the ranks first).
 template <class D>
 void save_training_checkpoint(std::string const& path, any_retriever<float, D>& model, model_spec const& spec,
-                              optim::optimizer<float, D> const* opt, train_progress const& p) {
+                              std::string const& optimizer_name,
+                              typename optim::optimizer<float, D>::state_dict const& optimizer_state,
+                              train_progress const& p) {
   io::state_dict sd = io::get_state_dict(model);
-  if (opt)
-    for (auto& [k, v] : opt->state()) sd[detail_state::optimizer_prefix + k] = v;
+  for (auto& [k, v] : optimizer_state) sd[detail_state::optimizer_prefix + k] = v;
   nlohmann::json meta = {{"format", 1},
                          {"model", spec.to_json()},
-                         {"optimizer", opt ? opt->name() : ""},
+                         {"optimizer", optimizer_name},
                          {"epoch", p.epoch},
                          {"iteration", p.iteration},
                          {"best_recall_at_1", p.best_recall_at_1},
@@ -77,6 +79,13 @@ void save_training_checkpoint(std::string const& path, any_retriever<float, D>& 
                          {"skipped_steps", p.skipped_steps},
                          {"history", p.history}};
   io::save_safetensors(path, sd, {{detail_state::metadata_key, meta.dump()}});
+}
+/// The same, with the optimizer's own state.
+template <class D>
+void save_training_checkpoint(std::string const& path, any_retriever<float, D>& model, model_spec const& spec,
+                              optim::optimizer<float, D> const* opt, train_progress const& p) {
+  save_training_checkpoint(path, model, spec, opt ? opt->name() : "",
+                           opt ? opt->state() : typename optim::optimizer<float, D>::state_dict(), p);
 }
 
 /// A checkpoint read back: the model's tensors, the optimizer's, and the metadata (null when

@@ -43,6 +43,39 @@ class batch_norm_observer {
   batch_norm_hook<T, D>* previous_;
 };
 
+/// Computes a batch_norm layer's TRAIN-mode output in place of ops::batch_norm (same arguments,
+/// o.training is true) on this thread while a batch_norm_train_override is alive; eval mode never
+/// calls it. distributed::sync_batch_norm_scope installs one that normalises over all ranks.
+template <class T, class D>
+using batch_norm_train_forward =
+    std::function<variable<T, D>(variable<T, D> const& x, variable<T, D> const& weight, variable<T, D> const& bias,
+                                 tensor<T, D>& running_mean, tensor<T, D>& running_var, ops::batch_norm_options o)>;
+
+namespace detail_bn {
+template <class T, class D>
+batch_norm_train_forward<T, D>*& current_train_forward() {
+  static thread_local batch_norm_train_forward<T, D>* f = nullptr;
+  return f;
+}
+}  // namespace detail_bn
+
+/// Installs a batch_norm_train_forward for its lifetime (scopes nest: the previous one comes back).
+template <class T, class D>
+class batch_norm_train_override {
+ public:
+  explicit batch_norm_train_override(batch_norm_train_forward<T, D> f)
+      : f_(std::move(f)), previous_(detail_bn::current_train_forward<T, D>()) {
+    detail_bn::current_train_forward<T, D>() = &f_;
+  }
+  ~batch_norm_train_override() { detail_bn::current_train_forward<T, D>() = previous_; }
+  batch_norm_train_override(batch_norm_train_override const&) = delete;
+  batch_norm_train_override& operator=(batch_norm_train_override const&) = delete;
+
+ private:
+  batch_norm_train_forward<T, D> f_;
+  batch_norm_train_forward<T, D>* previous_;
+};
+
 /// PyTorch's BatchNorm2d / BatchNorm1d: weight 1, bias 0, running_mean 0, running_var 1, momentum 0.1, eps 1e-5.
 /// Training mode normalises with batch statistics and updates the running ones; eval mode uses the running ones.
 template <int C>
@@ -73,6 +106,8 @@ struct batch_norm {
       o.eps = eps_;
       if (training_ && autograd::grad_enabled()) bump_batches();
       if (auto* hook = detail_bn::current_hook<T, D>()) (*hook)(x, running_mean_, running_var_);
+      if (auto* f = detail_bn::current_train_forward<T, D>(); f && training_)
+        return (*f)(x, weight_, bias_, running_mean_, running_var_, o);
       return ops::batch_norm(x, weight_, bias_, running_mean_, running_var_, o);
     }
     template <class F>
