@@ -11,6 +11,8 @@
 #   FUZZ_MERGE=1           afterwards, add to the committed corpus the inputs of the run that reach
 #                          new coverage (libFuzzer -merge=1)
 #   FUZZ_JOBS              parallel compiles (default 2)
+#   FUZZ_SEED              libFuzzer's -seed (default: a new one each run); CI sets it, so that a
+#                          CI run explores the same inputs every time
 # Reproduce a finding:  <build>/fuzz_<target> <build>/artifacts/<target>-crash-...
 set -euo pipefail
 
@@ -94,7 +96,8 @@ for t in "${targets[@]}"; do
   echo "== fuzz_$t: ${seconds} s, max_len ${max_len[$t]}"
   rc=0
   "$build/fuzz_$t" -max_total_time="$seconds" -max_len="${max_len[$t]}" -timeout=1 -rss_limit_mb=1024 \
-    -malloc_limit_mb=1024 -print_final_stats=1 -artifact_prefix="$build/artifacts/$t-" "$work" "$seeds" \
+    -malloc_limit_mb=1024 -print_final_stats=1 -artifact_prefix="$build/artifacts/$t-" ${FUZZ_SEED:+-seed="$FUZZ_SEED"} \
+    "$work" "$seeds" \
     > "$log" 2>&1 || rc=$?
   execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1 || true)"
   corp="$(grep -o 'corp: [0-9]*/[0-9a-zA-Z]*' "$log" | tail -1 | sed 's/corp: //' || true)"

@@ -15,6 +15,7 @@ packages=(
   python3-pil python3-numpy       # tests/fixtures/compare_pillow.py, benchmarks/data/pipeline_pillow.py
   python3-torch python3-torchvision  # the reference that tests/fixtures/*.py are generated with
   libopenmpi-dev openmpi-bin      # arcnet::mpi: training on several processes (mpirun), its tests
+  clang-14 libclang-rt-14-dev     # scripts/fuzz.sh: libFuzzer targets of the file parsers (CI runs them)
 )
 
 missing=()
