@@ -33,23 +33,13 @@ template <class T, class D>
 index_t check_sync_batch_norm_args(tensor<T, D> const& x, tensor<T, D> const& weight, tensor<T, D> const& bias,
                                    tensor<T, D> const& running_mean, tensor<T, D> const& running_var,
                                    double momentum, double eps) {
-  if (!x.defined()) raise<error>("sync_batch_norm: the input is undefined");
-  if (x.rank() < 2)
-    raise<shape_error>("sync_batch_norm: expected input of rank >= 2 ((N, C) or NHWC (N, H, W, C)), got shape ",
-                       x.shape());
-  index_t c = x.size(-1);
-  auto check_channels = [&](tensor<T, D> const& t, char const* name) {
-    if (t.defined() && (t.rank() != 1 || t.size(0) != c))
-      raise<shape_error>("sync_batch_norm: expected ", name, " of shape (", c, ",) for input ", x.shape(), ", got ",
-                         t.shape());
-  };
-  check_channels(weight, "weight");
-  check_channels(bias, "bias");
-  check_channels(running_mean, "running_mean");
-  check_channels(running_var, "running_var");
-  if (running_mean.defined() != running_var.defined())
-    raise<error>("sync_batch_norm: running_mean and running_var must both be defined or both undefined");
-  if (!(eps > 0)) raise<config_error>("sync_batch_norm: eps must be positive, got ", eps);
+  // The plain op's checks; training = false there because the count per channel is checked
+  // over all ranks, after the forward all-reduce.
+  ops::batch_norm_options o;
+  o.training = false;
+  o.momentum = momentum;
+  o.eps = eps;
+  index_t const c = check_batch_norm_args(x, weight, bias, running_mean, running_var, o);
   if (!(momentum >= 0 && momentum <= 1))
     raise<config_error>("sync_batch_norm: momentum must be in [0, 1], got ", momentum);
   return c;
