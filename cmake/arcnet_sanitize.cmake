@@ -24,12 +24,15 @@ if(ARCNET_SANITIZE)
   message(STATUS "arcnet: tests and programs built with -fsanitize=${ARCNET_SANITIZE}")
 
   # arcnet_sanitize_targets: what scripts/run_sanitizers.sh builds, decided once the whole tree
-  # is configured: the unit tests, and for programs.end_to_end the programs (the examples that
-  # link arcnet::engine) with the tool that writes its data.
+  # is configured: the unit tests (and the MPI ones), and for the programs tests the programs (the
+  # examples that link arcnet::engine) with the tool that writes their data.
   function(arcnet_sanitize_collect_targets)
     add_custom_target(arcnet_sanitize_targets)
     if(TARGET arcnet_tests)
       add_dependencies(arcnet_sanitize_targets arcnet_tests)
+    endif()
+    if(TARGET arcnet_mpi_tests)  # the distributed tests (MPI)
+      add_dependencies(arcnet_sanitize_targets arcnet_mpi_tests)
     endif()
     if(TARGET arcnet_make_inshop)
       add_dependencies(arcnet_sanitize_targets arcnet_make_inshop)
