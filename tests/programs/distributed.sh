@@ -7,8 +7,9 @@
 #     and optimizer state of the plain head on 2 ranks, to 1e-5;
 #  3. Partial FC with sampling (rate 0.5) resumed after epoch 1 ends byte-identical to the
 #     uninterrupted run; only rank 0 writes (one log, one start record);
-#  4. a rank killed (SIGKILL) at iteration 3 ends the whole job with an error, and a rank that
-#     stalls makes the other stop with an error naming the timeout (dist.timeout 3 s).
+#  4. a rank killed (SIGKILL) at iteration 3 ends the whole job with an error, a rank that
+#     stalls makes the other stop with an error naming the timeout (dist.timeout 3 s), and a
+#     rank that meets an unreadable image stops the job with an error naming itself and the file.
 #   distributed.sh PROGRAM_DIR MAKE_INSHOP SCRATCH_DIR CONFIG PYTHON MPIRUN [MPIRUN OPTIONS...]
 set -uo pipefail
 bin=$1 make_inshop=$2 scratch=$3 config=$4 python=$5
@@ -23,8 +24,9 @@ fail() { echo "FAIL: $*"; exit 1; }
 # One kernel thread per rank; 1 sub-center and a small lr: no arg-max between near-equal
 # sub-centers or ReLU kink that a rounding difference could flip (which would be a real, if
 # tiny, difference in the computation, and is amplified by training).
-train=("$bin/arcnet-train" --config "$config" --data.root data --threads 1 --head.subcenters 1 --optim.lr 0.01
-       --optim.warmup-epochs 0 --eval.interval -1 --epochs 2)
+common=("$bin/arcnet-train" --config "$config" --threads 1 --head.subcenters 1 --optim.lr 0.01
+        --optim.warmup-epochs 0 --eval.interval -1 --epochs 2)
+train=("${common[@]}" --data.root data)
 on2() { "${mpirun[@]}" -np 2 "$@"; }
 
 # 1. Data parallel with synchronised batch norm = one process with the global batch.
@@ -69,4 +71,15 @@ expect_failure() {  # NAME PATTERN ENV -- ARGS
 expect_failure killed 'exited on signal 9|killed|signal 9' ARCNET_TEST_KILL_RANK_AT=1:3 --
 expect_failure stalled 'rank 0: error: .*did not complete within 3 s: another rank has failed or stalled' \
   ARCNET_TEST_STALL_RANK_AT=1:3 -- --dist.timeout 3
+# A rank that meets an unreadable training image reports it (rank, file) and ends the job at once.
+bad=$(sed -n 's/^\(img\/[^ ]*\) id_[0-9]* train$/\1/p' data/Eval/list_eval_partition.txt | sed -n 5p)
+cp -r data baddata && printf 'not a JPEG' > "baddata/Img/$bad"
+start=$SECONDS
+timeout 120 "${mpirun[@]}" -np 2 "${common[@]}" --data.root baddata --work-dir badimage --data.batch-size 4 \
+  > badimage.log 2>&1
+rc=$?
+[[ $rc -ne 0 && $rc -ne 124 ]] || { cat badimage.log; fail "bad image: exit code $rc (124: a hang)"; }
+grep -Eq "arcnet-train: rank [01]: error: .*${bad//./\\.}" badimage.log \
+  || { cat badimage.log; fail "bad image: no error line naming the rank and the file"; }
+echo "bad image: stopped in $((SECONDS - start)) s: $(grep -o 'rank [01]: error: .*' badimage.log | head -1 | cut -c1-120)"
 echo "distributed: all checks passed"
