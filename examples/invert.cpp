@@ -5,13 +5,13 @@
 //   arcnet-invert --config examples/configs/orl-faces.cfg --checkpoint work/orl/latest.safetensors
 //                 --target /path/to/orl_faces/s35/1.pgm --out face.png --strip steps.png
 //   arcnet-invert --checkpoint best.safetensors --embedding face.safetensors --size 46x56 --out face.png
-#include <omp.h>
 
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 
+#include <arcnet/core/threads.hpp>
 #include <arcnet/data/decode.hpp>
 #include <arcnet/data/encode.hpp>
 #include <arcnet/engine/invert.hpp>
@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
   try {
     engine::invert_options o;
     if (!engine::parse_invert_options(argc, argv, o)) return 0;  // --help
-    if (o.threads > 0) omp_set_num_threads(o.threads);
+    if (o.threads > 0) arcnet::set_num_threads(o.threads);
     engine::model_spec spec;
     auto model = engine::load_model<cpu>(o.checkpoint, &spec);
     model->train(false);

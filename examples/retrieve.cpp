@@ -3,11 +3,11 @@
 // query image its top-k gallery matches (score, gallery index, path) and, with --grid, draws them.
 //   arcnet-retrieve --checkpoint best.safetensors --prototype gallery/ --save-gallery g.safetensors q1.jpg
 //   arcnet-retrieve --checkpoint best.safetensors --prototype g.safetensors --topk 5 --grid out.png q1.jpg q2.jpg
-#include <omp.h>
 
 #include <cstdio>
 #include <filesystem>
 
+#include <arcnet/core/threads.hpp>
 #include <arcnet/engine/gallery.hpp>
 #include <arcnet/engine/progress.hpp>
 #if __has_include(<cairo.h>)
@@ -20,7 +20,7 @@ int main(int argc, char** argv) {
   try {
     engine::retrieve_options o;
     if (!engine::parse_retrieve_options(argc, argv, o)) return 0;  // --help
-    if (o.threads > 0) omp_set_num_threads(o.threads);
+    if (o.threads > 0) arcnet::set_num_threads(o.threads);
     for (auto const& q : o.queries)
       if (!fs::is_regular_file(q)) detail::raise<io_error>("query: '", q, "' is not a file");
     engine::model_spec spec;

@@ -5,13 +5,13 @@
 //   arcnet-test --config examples/configs/fashion-mnist.cfg --checkpoint work/fashion-mnist/best.safetensors
 // With --pairs it also verifies image pairs (face verification: 10-fold accuracy, ROC AUC,
 // TAR@FAR), from an LFW pairs.txt or a list, or from pairs it draws first (--make-pairs N).
-#include <omp.h>
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 
+#include <arcnet/core/threads.hpp>
 #include <arcnet/engine/evaluate.hpp>
 #include <arcnet/engine/progress.hpp>
 #include <arcnet/engine/train_state.hpp>
@@ -113,7 +113,7 @@ int main(int argc, char** argv) {
   try {
     engine::test_options o;
     if (!engine::parse_test_options(argc, argv, o)) return 0;  // --help
-    if (o.threads > 0) omp_set_num_threads(o.threads);
+    if (o.threads > 0) arcnet::set_num_threads(o.threads);
     auto s = engine::open_splits(o.data, o.eval, false, true);
     engine::model_spec spec;
     auto model = engine::load_model<cpu>(o.checkpoint, &spec);

@@ -12,9 +12,8 @@
 #include <memory>
 #include <vector>
 
-#include <omp.h>
-
 #include <arcnet/arcnet.hpp>
+#include <arcnet/core/threads.hpp>
 #include <arcnet/distributed/mpi.hpp>
 #include <arcnet/distributed/reducer.hpp>
 
@@ -88,7 +87,7 @@ int main(int argc, char** argv) {
     if (world->rank() == 0)
       std::printf("ranks %d threads %d size %d global_batch %d img_s %.3f step_ms %.1f allreduce_wait_ms %.1f "
                   "allreduce_mb %.1f\n",
-                  ranks, omp_get_max_threads(), size, global, global / m[0], 1e3 * m[0], 1e3 * m[1],
+                  ranks, max_threads(), size, global, global / m[0], 1e3 * m[0], 1e3 * m[1],
                   ranks > 1 ? floats * 4.0 / 1e6 : 0.0);
     return 0;
   } catch (std::exception const& e) {

@@ -12,6 +12,7 @@
 #include "arcnet/core/random.hpp"
 #include "arcnet/core/shape.hpp"
 #include "arcnet/core/tensor.hpp"
+#include "arcnet/core/threads.hpp"
 
 #include "arcnet/autograd/grad_check.hpp"
 #include "arcnet/autograd/no_grad.hpp"

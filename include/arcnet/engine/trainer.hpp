@@ -28,8 +28,6 @@
 // (distributed/partial_fc.hpp); checkpoints still hold the whole head. Test hooks:
 // ARCNET_TEST_KILL_RANK_AT="R:I" kills rank R (SIGKILL) at iteration I, ARCNET_TEST_STALL_RANK_AT
 // makes it stop responding there (for the collective timeout).
-#include <omp.h>
-
 #include <csignal>
 #include <thread>
 
@@ -44,6 +42,7 @@
 #include <set>
 #include <string>
 
+#include "arcnet/core/threads.hpp"
 #include "arcnet/distributed/partial_fc.hpp"
 #include "arcnet/distributed/sync_batch_norm.hpp"
 #include "arcnet/engine/distributed.hpp"
@@ -285,7 +284,7 @@ train_result train(train_options const& o, distributed::communicator* comm = nul
     detail::raise<config_error>("device: '", o.device, "' is not available in arcnet-train yet (the CUDA backend is "
                                 "not finished); use --device cpu");
   if (o.precision != "fp32") detail::raise<config_error>("precision: '", o.precision, "' needs --device cuda; the CPU trains in fp32");
-  if (o.threads > 0) omp_set_num_threads(o.threads);
+  if (o.threads > 0) set_num_threads(o.threads);
   distributed::single_process alone;
   distributed::communicator& world = comm ? *comm : alone;
   int const ranks = world.size();
@@ -386,7 +385,7 @@ train_result train(train_options const& o, distributed::communicator* comm = nul
                   s.leave_one_out ? "each other, " : "", static_cast<long>(s.gallery.size()));
     std::printf("\n");
     std::printf("arcnet-train: %s lr %g (batch %d), %ld iterations per epoch, %d epochs, %d threads\n", opt->name(), lr,
-                global_batch, static_cast<long>(iters_per_epoch), o.epochs, omp_get_max_threads());
+                global_batch, static_cast<long>(iters_per_epoch), o.epochs, max_threads());
     if (ranks > 1)
       std::printf("arcnet-train: %d ranks (%s), batch %d per rank%s%s\n", ranks, world.name().c_str(),
                   o.data.batch_size, o.dist.sync_bn ? ", synchronised batch norm" : "",

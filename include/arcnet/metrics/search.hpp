@@ -13,11 +13,9 @@
 #include <limits>
 #include <type_traits>
 #include <vector>
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
 
 #include "arcnet/core/tensor.hpp"
+#include "arcnet/core/threads.hpp"
 #include "arcnet/metrics/retrieval.hpp"
 #include "arcnet/ops/matmul.hpp"
 
@@ -58,13 +56,8 @@ struct search_result {
 
 namespace detail_search {
 
-#if defined(_OPENMP)
-inline int max_threads() { return omp_get_max_threads(); }
-inline std::size_t thread_id() { return static_cast<std::size_t>(omp_get_thread_num()); }
-#else
-inline int max_threads() { return 1; }
-inline std::size_t thread_id() { return 0; }
-#endif
+inline int max_threads() { return arcnet::max_threads(); }
+inline std::size_t thread_id() { return static_cast<std::size_t>(arcnet::thread_index()); }
 
 /// Below this many scores per block the merge runs on one thread (a parallel region costs more).
 inline constexpr index_t parallel_threshold = 8192;

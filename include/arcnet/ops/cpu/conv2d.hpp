@@ -9,9 +9,7 @@
 #include "arcnet/core/tensor.hpp"
 #include "arcnet/ops/cpu/matmul.hpp"
 
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
+#include "arcnet/core/threads.hpp"
 
 namespace arcnet::ops {
 
@@ -32,31 +30,13 @@ struct conv2d_impl<cpu> {
     static index_t madds = index_t(1) << 20;
     return madds;
   }
-  static index_t threads() {
-#if defined(_OPENMP)
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-  }
+  static index_t threads() { return arcnet::max_threads(); }
   /// Threads for the chunk-per-thread paths: 1 for small convolutions.
   static index_t threads_for(detail::conv2d_geometry const& g) {
     return g.rows() * g.depth() * g.cout < parallel_work_threshold() ? 1 : threads();
   }
-  static index_t thread_index() {
-#if defined(_OPENMP)
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-  }
-  static index_t team_size() {
-#if defined(_OPENMP)
-    return omp_get_num_threads();
-#else
-    return 1;
-#endif
-  }
+  static index_t thread_index() { return arcnet::thread_index(); }
+  static index_t team_size() { return arcnet::team_size(); }
 
   /// y = conv(x, w) + bias, all NHWC / (KH, KW, Cin, Cout) row-major; bias may be null. Assigns y.
   /// A pointwise convolution is one GEMM on x as stored. Otherwise each thread takes whole
