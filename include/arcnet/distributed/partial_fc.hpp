@@ -15,7 +15,8 @@
 // Gradients (what the caller must know):
 //   - weight() gets d(mean loss over W * B)/d(shard): it is local to this rank and final. Leave
 //     weight() OUT of the distributed::gradient_reducer (which would average it with the other
-//     ranks' unrelated shards) and step it with its own optimizer.
+//     ranks' unrelated shards); the optimizer steps it like any parameter (its state, like the
+//     shard, differs per rank: engine/trainer.hpp gathers both whole for a checkpoint).
 //   - the embeddings get W * d(mean loss over W * B)/d(own rows) (the all-gather's backward is an
 //     all-reduce sum of the gathered gradient, own rows taken, times W, as insightface's
 //     AllGatherFunc): the gradient_reducer's average over ranks of the backbone gradients then
