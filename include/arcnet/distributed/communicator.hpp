@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "arcnet/core/error.hpp"
 #include "arcnet/core/tensor.hpp"
@@ -124,6 +125,29 @@ inline tensor<float, cpu> all_gather(communicator& c, tensor<float, cpu> const& 
   s[0] *= c.size();
   auto out = tensor<float, cpu>::uninitialized(s);
   c.all_gather(t.data(), static_cast<std::size_t>(t.numel()), out.data());
+  return out;
+}
+
+/// Every rank's rows of `t` concatenated along axis 0 in rank order, where ranks may hold
+/// different row counts (not different row shapes): padded to the largest for one all-gather.
+inline tensor<float, cpu> all_gather_uneven(communicator& c, tensor<float, cpu> const& t) {
+  ARCNET_CHECK_AS(shape_error, t.rank() >= 1, "all_gather_uneven: expected a tensor with at least one axis, got a scalar");
+  std::vector<std::int64_t> rows(static_cast<std::size_t>(c.size()));
+  std::int64_t const mine = t.size(0);
+  c.all_gather(&mine, 1, rows.data());
+  index_t width = 1;  // values per row
+  for (int axis = 1; axis < t.rank(); ++axis) width *= t.size(axis);
+  std::int64_t const most = *std::max_element(rows.begin(), rows.end());
+  std::vector<float> padded(static_cast<std::size_t>(most * width), 0.0f), all(padded.size() * rows.size());
+  std::copy_n(t.data(), t.numel(), padded.begin());
+  c.all_gather(padded.data(), padded.size(), all.data());
+  shape s = t.shape();
+  s[0] = 0;
+  for (auto r : rows) s[0] += r;
+  auto out = tensor<float, cpu>::uninitialized(s);
+  float* o = out.data();
+  for (std::size_t r = 0; r < rows.size(); ++r)
+    o = std::copy_n(all.begin() + static_cast<std::ptrdiff_t>(r * padded.size()), rows[r] * width, o);
   return out;
 }
 

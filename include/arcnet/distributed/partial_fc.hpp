@@ -342,21 +342,7 @@ class partial_fc_head {
 
   /// The full (C * k, D) weight on every rank, shards in rank order (what models::arcface_head
   /// holds and loads). A collective.
-  tensor<float, cpu> gather_weight() {
-    int const w = comm_->size(), k = opt_.num_subcenters;
-    index_t const dim = opt_.in_features;
-    index_t most = 0;  // rows of the largest shard: every rank sends that many (zero-padded)
-    for (int q = 0; q < w; ++q) most = std::max(most, index_t(shard_begin(q + 1) - shard_begin(q)) * k);
-    std::vector<float> send(static_cast<size_t>(most * dim), 0.0f), recv(send.size() * size_t(w));
-    std::copy_n(weight_.value().data(), weight_.numel(), send.data());
-    comm_->all_gather(send.data(), send.size(), recv.data());
-    auto full = tensor<float, cpu>::uninitialized(shape{index_t(opt_.num_classes) * k, dim});
-    for (int q = 0; q < w; ++q) {
-      index_t const rows = index_t(shard_begin(q + 1) - shard_begin(q)) * k;
-      std::copy_n(recv.data() + size_t(q) * send.size(), rows * dim, full.data() + index_t(shard_begin(q)) * k * dim);
-    }
-    return full;
-  }
+  tensor<float, cpu> gather_weight() { return all_gather_uneven(*comm_, weight_.value()); }
   /// Takes this rank's rows of a full (C * k, D) weight (as gather_weight() returns or a plain
   /// head's checkpoint holds); shape_error if the shape differs. Not a collective.
   void load_weight(tensor<float, cpu> const& full) {

@@ -52,7 +52,7 @@ class gradient_reducer {
         buckets_.emplace_back();
       }
       auto& b = buckets_.back();
-      where_[p.impl().get()] = {buckets_.size() - 1, k};
+      bucket_of_[p.impl().get()] = buckets_.size() - 1;
       b.members.push_back(k);
       b.offsets.push_back(b.bytes / sizeof(float));
       b.bytes += bytes;
@@ -97,31 +97,27 @@ class gradient_reducer {
     std::vector<std::size_t> offsets;  // element offsets in flat
     std::size_t bytes = 0;
     std::vector<float> flat;
-    std::size_t ready = 0;
-    bool started = false;
+    std::size_t ready = 0;  // members whose gradient is final this step
     request_id request = 0;
   };
   communicator& comm_;
   std::vector<named_parameter> params_;
   std::vector<bucket> buckets_;
-  std::unordered_map<autograd::value_node const*, std::pair<std::size_t, std::size_t>> where_;
+  std::unordered_map<autograd::value_node const*, std::size_t> bucket_of_;
   std::size_t next_ = 0;  // the next bucket to start
   std::size_t started_early_ = 0;
   bool in_step_ = false;
 
   void begin_step() {
-    for (auto& b : buckets_) {
-      b.ready = 0;
-      b.started = false;
-    }
+    for (auto& b : buckets_) b.ready = 0;
     next_ = 0;
     started_early_ = 0;
     in_step_ = true;
   }
   void ready(autograd::value_node* leaf) {
-    auto it = where_.find(leaf);
-    if (it == where_.end()) return;  // not one of ours (an input, a left-out parameter)
-    ++buckets_[it->second.first].ready;
+    auto it = bucket_of_.find(leaf);
+    if (it == bucket_of_.end()) return;  // not one of ours (an input, a left-out parameter)
+    ++buckets_[it->second].ready;
     std::size_t const before = next_;
     launch_ready_buckets();
     started_early_ += next_ - before;
@@ -139,7 +135,6 @@ class gradient_reducer {
         else std::fill(dst, dst + n, 0.0f);  // unused this step on this rank
       }
       b.request = comm_.start_all_reduce(b.flat.data(), b.flat.size());
-      b.started = true;
       ++next_;
     }
   }

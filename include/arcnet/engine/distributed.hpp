@@ -10,7 +10,6 @@
 // rather than train N independent copies.
 #include <algorithm>
 #include <cstdio>
-#include <numeric>
 #include <memory>
 #include <string>
 #include <vector>
@@ -106,24 +105,6 @@ std::vector<std::pair<std::string, variable<float, D>>> averaged_parameters(any_
     if (n != left_out) params.emplace_back(n, p);
   });
   return params;
-}
-
-/// Every rank's rows of `shard` concatenated in rank order (ranks may hold different row
-/// counts, not different row widths): padded to the largest shard for one all-gather.
-inline tensor<float, cpu> gather_rows(distributed::communicator& comm, tensor<float, cpu> const& shard) {
-  ARCNET_CHECK_AS(shape_error, shard.rank() == 2, "gather_rows: expected a 2-d tensor, got ", shard.shape());
-  std::vector<std::int64_t> rows(static_cast<std::size_t>(comm.size()));
-  std::int64_t const mine = shard.size(0);
-  comm.all_gather(&mine, 1, rows.data());
-  std::int64_t const most = *std::max_element(rows.begin(), rows.end()), total = std::accumulate(rows.begin(), rows.end(), std::int64_t(0));
-  index_t const width = shard.size(1);
-  std::vector<float> padded(static_cast<std::size_t>(most * width), 0.0f), all(padded.size() * rows.size());
-  std::copy(shard.data(), shard.data() + shard.numel(), padded.begin());
-  comm.all_gather(padded.data(), padded.size(), all.data());
-  auto out = tensor<float, cpu>::uninitialized(shape{total, width});
-  float* o = out.data();
-  for (std::size_t r = 0; r < rows.size(); ++r) o = std::copy_n(all.begin() + static_cast<std::ptrdiff_t>(r * padded.size()), rows[r] * width, o);
-  return out;
 }
 
 }  // namespace arcnet::engine

@@ -28,10 +28,8 @@
 // (distributed/partial_fc.hpp); checkpoints still hold the whole head. Test hooks:
 // ARCNET_TEST_KILL_RANK_AT="R:I" kills rank R (SIGKILL) at iteration I, ARCNET_TEST_STALL_RANK_AT
 // makes it stop responding there (for the collective timeout).
-#include <csignal>
-#include <thread>
-
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -41,6 +39,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "arcnet/core/threads.hpp"
 #include "arcnet/distributed/partial_fc.hpp"
@@ -180,7 +179,7 @@ class sharded_head {
  public:
   sharded_head(distributed::communicator& comm, models::arcface_options const& h, double sample_rate,
                std::uint64_t seed)
-      : comm_(comm), options_(h), generator_(seed), head_(comm, h, sample_rate, generator_, seed) {}
+      : comm_(comm), generator_(seed), head_(comm, h, sample_rate, generator_, seed) {}
   variable<float, D>& weight() { return head_.weight(); }
   variable<float, D> loss(variable<float, D> const& features, std::vector<std::int64_t> const& labels) {
     return head_.loss(features, labels);
@@ -202,22 +201,21 @@ class sharded_head {
   typename optim::optimizer<float, D>::state_dict gather_state(typename optim::optimizer<float, D>::state_dict s,
                                                                std::string const& name) {
     for (auto& [key, t] : s)
-      if (is_shard_entry(key, t, name)) t = gather_rows(comm_, t);
+      if (is_shard_entry(key, t, name)) t = distributed::all_gather_uneven(comm_, t);
     return s;
   }
   /// The optimizer state of a checkpoint with the entries of `name` cut to this rank's rows.
   typename optim::optimizer<float, D>::state_dict local_state(typename optim::optimizer<float, D>::state_dict s,
                                                               std::string const& name) {
-    index_t const k = options_.num_subcenters;
+    index_t const k = head_.options().num_subcenters;
     for (auto& [key, t] : s)
-      if (key.rfind(name + ".", 0) == 0 && t.rank() == 2 && t.size(0) == options_.num_classes * k)
+      if (key.rfind(name + ".", 0) == 0 && t.rank() == 2 && t.size(0) == head_.options().num_classes * k)
         t = t.narrow(head_.class_begin() * k, (head_.class_end() - head_.class_begin()) * k).clone();
     return s;
   }
 
  private:
   distributed::communicator& comm_;
-  models::arcface_options options_;
   generator generator_;
   distributed::partial_fc_head<D> head_;
   bool is_shard_entry(std::string const& key, tensor<float, cpu> const& t, std::string const& name) {
