@@ -1,8 +1,13 @@
 #pragma once
-// CPU backend of ops/matmul.hpp: Eigen's GEMM on row-major maps (threads through OpenMP).
+// CPU backend of ops/matmul.hpp: float products through our AVX-512 / AVX2 kernel where the CPU
+// has one (ops/cpu/sgemm.hpp), everything else through Eigen's GEMM on row-major maps (threads
+// through OpenMP).
+#include <type_traits>
+
 #include <Eigen/Core>
 
 #include "arcnet/core/tensor.hpp"
+#include "arcnet/ops/cpu/sgemm.hpp"
 
 namespace arcnet::ops {
 
@@ -18,8 +23,10 @@ struct matmul_impl<cpu> {
   template <class T>
   static void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, T const* a, T const* b,
                    T beta, T* c) {
-    matrix_map<T> C(c, m, n);
     if (m == 0 || n == 0) return;
+    if constexpr (std::is_same_v<T, float>)
+      if (sgemm::gemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c)) return;
+    matrix_map<T> C(c, m, n);
     if (beta == T(0)) C.setZero();
     else if (beta != T(1)) C *= beta;
     if (k == 0) return;

@@ -1,0 +1,328 @@
+#pragma once
+// Float GEMM for x86-64 CPUs with AVX-512 or AVX2 + FMA: C = alpha op(A) op(B) + beta C on
+// row-major matrices. matmul_impl<cpu> sends float products here and everything else (double,
+// other CPUs, translation units compiled by nvcc, products too thin for the kernel) to Eigen.
+//
+// Why not Eigen for float: its 48x4 kernel reaches 60-70 % of an AVX-512 core's peak on the
+// convolution shapes of ResNet-50; this 14x32 kernel reaches 75-90 % (benchmarks/ops/NOTES.md).
+// The kernels are compiled with target attributes and picked at run time, so a library built
+// for plain x86-64 (no -march flag) still uses the vector units the machine has.
+//
+// The structure is GotoBLAS / BLIS: B is packed KC rows x NC columns at a time into panels of
+// NR columns; A is read in place (the kernel broadcasts from it, so rows of a row-major A or
+// columns of a transposed one serve as they are) unless its stride aliases in the cache; the
+// kernel keeps an MR x NR tile of C in registers for KC steps.
+// Each element of C is summed over k in the same order whatever the thread count, so results
+// do not depend on it.
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "arcnet/core/error.hpp"
+#include "arcnet/core/shape.hpp"
+#include "arcnet/core/threads.hpp"
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__)) && !defined(__CUDACC__)
+#define ARCNET_SGEMM_X86 1
+#include <immintrin.h>
+#else
+#define ARCNET_SGEMM_X86 0
+#endif
+
+namespace arcnet::ops::sgemm {
+
+/// The kernel family: Eigen's GEMM (portable), or one of ours.
+enum class kernel_isa { eigen, avx2, avx512 };
+
+inline char const* name(kernel_isa k) {
+  switch (k) {
+    case kernel_isa::avx512: return "avx512";
+    case kernel_isa::avx2: return "avx2";
+    default: return "eigen";
+  }
+}
+
+/// The best kernel this CPU runs.
+inline kernel_isa detected() {
+#if ARCNET_SGEMM_X86
+  static kernel_isa const isa = [] {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return kernel_isa::avx512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return kernel_isa::avx2;
+    return kernel_isa::eigen;
+  }();
+  return isa;
+#else
+  return kernel_isa::eigen;
+#endif
+}
+
+namespace detail {
+inline kernel_isa& selected() {
+  static kernel_isa k = detected();
+  return k;
+}
+}  // namespace detail
+
+/// The kernel float products use from now on (process-wide; for tests and benchmarks).
+inline kernel_isa active() { return detail::selected(); }
+/// Selects a kernel; one the CPU cannot run is an error.
+inline void select(kernel_isa k) {
+  kernel_isa best = detected();
+  if (static_cast<int>(k) > static_cast<int>(best))
+    arcnet::detail::raise<error>("sgemm::select: this CPU (or build) cannot run the ", name(k), " kernel; best: ",
+                                 name(best));
+  detail::selected() = k;
+}
+
+namespace detail {
+
+/// A read-only strided matrix view: element (i, j) is p[i * rs + j * cs].
+struct view {
+  float const* p;
+  index_t rs, cs;
+  float const* at(index_t i, index_t j) const { return p + i * rs + j * cs; }
+};
+
+/// Register tile of C: MR rows (each broadcast from A) x NR columns (vectors loaded from B).
+template <kernel_isa K>
+struct tile;
+template <>
+struct tile<kernel_isa::avx512> {
+  static constexpr index_t mr = 14, nr = 32;  // 28 accumulators + 2 of B + 1 broadcast = 31 of 32 zmm
+};
+template <>
+struct tile<kernel_isa::avx2> {
+  static constexpr index_t mr = 6, nr = 16;  // 12 accumulators + 2 of B + 1 broadcast = 15 of 16 ymm
+};
+
+// Blocking: KC steps of k per kernel call (an A micro-panel of MR x KC floats, 14 KiB, stays
+// in L1 while the kernel runs along the row band); NC columns of packed B (KC x NC floats,
+// 512 KiB) in L2; MC rows of A per packed block.
+constexpr index_t kc_block = 256, nc_block = 512, mc_block = 14 * 6 * 4;
+
+/// Writes an MR x NR register tile into C (mr x nr of it at the edges): C = alpha acc + beta C,
+/// with C not read when beta == 0 (so NaN in a fresh buffer does not leak into the result).
+inline void store_edge(float const* acc, index_t ld_acc, float* c, index_t ldc, float alpha, float beta, index_t mr,
+                       index_t nr) {
+  for (index_t i = 0; i < mr; ++i)
+    for (index_t j = 0; j < nr; ++j) {
+      float v = alpha * acc[i * ld_acc + j];
+      c[i * ldc + j] = beta == 0.f ? v : v + beta * c[i * ldc + j];
+    }
+}
+
+#if ARCNET_SGEMM_X86
+/// C tile (mr x nr of MR x NR) = alpha * sum_k A(i, k) B(k, j) + beta C. A: element (i, k) at
+/// a[i * ars + k * acs]; B: packed, NR floats per k.
+__attribute__((target("avx512f"))) inline void kernel_avx512(index_t kc, float const* a, index_t ars, index_t acs,
+                                                             float const* b, float* c, index_t ldc, float alpha,
+                                                             float beta, index_t mr, index_t nr) {
+  constexpr int MR = 14;
+  __m512 acc0[MR], acc1[MR];
+  for (int i = 0; i < MR; ++i) acc0[i] = acc1[i] = _mm512_setzero_ps();
+  for (index_t p = 0; p < kc; ++p) {
+    __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+#pragma GCC unroll 14
+    for (int i = 0; i < MR; ++i) {
+      __m512 ai = _mm512_set1_ps(a[i * ars]);
+      acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);
+      acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
+    }
+    a += acs;
+    b += 32;
+  }
+  if (mr == MR && nr == 32) {
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    for (int i = 0; i < MR; ++i) {
+      float* ci = c + i * ldc;
+      __m512 r0 = _mm512_mul_ps(va, acc0[i]), r1 = _mm512_mul_ps(va, acc1[i]);
+      if (beta != 0.f) {
+        r0 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci), r0);
+        r1 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci + 16), r1);
+      }
+      _mm512_storeu_ps(ci, r0);
+      _mm512_storeu_ps(ci + 16, r1);
+    }
+    return;
+  }
+  alignas(64) float t[MR * 32];
+  for (int i = 0; i < MR; ++i) {
+    _mm512_store_ps(t + i * 32, acc0[i]);
+    _mm512_store_ps(t + i * 32 + 16, acc1[i]);
+  }
+  store_edge(t, 32, c, ldc, alpha, beta, mr, nr);
+}
+
+__attribute__((target("avx2,fma"))) inline void kernel_avx2(index_t kc, float const* a, index_t ars, index_t acs,
+                                                            float const* b, float* c, index_t ldc, float alpha,
+                                                            float beta, index_t mr, index_t nr) {
+  constexpr int MR = 6;
+  __m256 acc0[MR], acc1[MR];
+  for (int i = 0; i < MR; ++i) acc0[i] = acc1[i] = _mm256_setzero_ps();
+  for (index_t p = 0; p < kc; ++p) {
+    __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; ++i) {
+      __m256 ai = _mm256_broadcast_ss(a + i * ars);
+      acc0[i] = _mm256_fmadd_ps(ai, b0, acc0[i]);
+      acc1[i] = _mm256_fmadd_ps(ai, b1, acc1[i]);
+    }
+    a += acs;
+    b += 16;
+  }
+  if (mr == MR && nr == 16) {
+    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    for (int i = 0; i < MR; ++i) {
+      float* ci = c + i * ldc;
+      __m256 r0 = _mm256_mul_ps(va, acc0[i]), r1 = _mm256_mul_ps(va, acc1[i]);
+      if (beta != 0.f) {
+        r0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci), r0);
+        r1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci + 8), r1);
+      }
+      _mm256_storeu_ps(ci, r0);
+      _mm256_storeu_ps(ci + 8, r1);
+    }
+    return;
+  }
+  alignas(32) float t[MR * 16];
+  for (int i = 0; i < MR; ++i) {
+    _mm256_store_ps(t + i * 16, acc0[i]);
+    _mm256_store_ps(t + i * 16 + 8, acc1[i]);
+  }
+  store_edge(t, 16, c, ldc, alpha, beta, mr, nr);
+}
+
+template <kernel_isa K>
+inline void kernel(index_t kc, float const* a, index_t ars, index_t acs, float const* b, float* c, index_t ldc,
+                   float alpha, float beta, index_t mr, index_t nr) {
+  if constexpr (K == kernel_isa::avx512) kernel_avx512(kc, a, ars, acs, b, c, ldc, alpha, beta, mr, nr);
+  else kernel_avx2(kc, a, ars, acs, b, c, ldc, alpha, beta, mr, nr);
+}
+#endif
+
+/// B(k0 .. k0+kc, j0 .. j0+nc) into panels of NR columns, each kc x NR, zero-padded on the right.
+template <index_t NR>
+void pack_b(view b, index_t k0, index_t kc, index_t j0, index_t nc, float* out) {
+  for (index_t j = 0; j < nc; j += NR) {
+    index_t w = std::min(NR, nc - j);
+    for (index_t p = 0; p < kc; ++p, out += NR) {
+      float const* src = b.at(k0 + p, j0 + j);
+      if (b.cs == 1 && w == NR) {
+        std::memcpy(out, src, NR * sizeof(float));
+      } else {
+        for (index_t q = 0; q < w; ++q) out[q] = src[q * b.cs];
+        std::fill(out + w, out + NR, 0.f);
+      }
+    }
+  }
+}
+
+/// A(i0 .. i0+mc, k0 .. k0+kc) into panels of MR rows, each kc x MR, zero-padded at the bottom.
+template <index_t MR>
+void pack_a(view a, index_t i0, index_t mc, index_t k0, index_t kc, float* out) {
+  for (index_t i = 0; i < mc; i += MR) {
+    index_t h = std::min(MR, mc - i);
+    for (index_t p = 0; p < kc; ++p, out += MR) {
+      float const* src = a.at(i0 + i, k0 + p);
+      for (index_t r = 0; r < h; ++r) out[r] = src[r * a.rs];
+      std::fill(out + h, out + MR, 0.f);
+    }
+  }
+}
+
+/// Whether reading A in place would put the kernel's MR rows in one set of the L1 cache (a
+/// stride that is a multiple of 4 KiB: a 1024 x 1024 product ran at 60 % of its packed speed),
+/// in which case A is packed.
+inline bool aliasing_stride(index_t stride) { return stride > 1 && (stride * index_t(sizeof(float))) % 4096 == 0; }
+
+/// One thread's product on a block of C: m x n at c (row stride ldc).
+template <kernel_isa K>
+void serial(index_t m, index_t n, index_t k, float alpha, view a, view b, float beta, float* c, index_t ldc) {
+#if ARCNET_SGEMM_X86
+  constexpr index_t MR = tile<K>::mr, NR = tile<K>::nr;
+  // Per-thread scratch, kept between calls (an OpenMP pool reuses its threads).
+  thread_local std::vector<float> packed_b, packed_a;
+  packed_b.resize(static_cast<std::size_t>(kc_block * (nc_block + NR)));
+  packed_a.resize(static_cast<std::size_t>(kc_block * (mc_block + MR)));
+  // A is read in place (its MR x KC micro-panel stays in L1 while the kernel walks the row band)
+  // except where the rows would alias in the cache, or at the bottom edge (fewer than MR rows).
+  bool const pack_all = aliasing_stride(a.rs) || aliasing_stride(a.cs);
+  for (index_t jc = 0; jc < n; jc += nc_block) {
+    index_t nc = std::min(nc_block, n - jc);
+    for (index_t pc = 0; pc < k; pc += kc_block) {
+      index_t kc = std::min(kc_block, k - pc);
+      float const beta_here = pc == 0 ? beta : 1.f;
+      pack_b<NR>(b, pc, kc, jc, nc, packed_b.data());
+      for (index_t ic = 0; ic < m; ic += mc_block) {
+        index_t mc = std::min(mc_block, m - ic);
+        index_t const in_place = pack_all ? 0 : mc / MR * MR;  // rows read from A as stored
+        if (in_place < mc) pack_a<MR>(a, ic + in_place, mc - in_place, pc, kc, packed_a.data());
+        for (index_t ir = 0; ir < mc; ir += MR) {
+          bool const packed = ir >= in_place;
+          float const* ap = packed ? packed_a.data() + (ir - in_place) * kc : a.at(ic + ir, pc);
+          index_t const ars = packed ? 1 : a.rs, acs = packed ? MR : a.cs;
+          for (index_t jr = 0; jr < nc; jr += NR)
+            kernel<K>(kc, ap, ars, acs, packed_b.data() + jr * kc, c + (ic + ir) * ldc + jc + jr, ldc, alpha,
+                      beta_here, std::min(MR, mc - ir), std::min(NR, nc - jr));
+        }
+      }
+    }
+  }
+#else
+  (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)b, (void)beta, (void)c, (void)ldc;
+#endif
+}
+
+/// Splits C into one block of rows (or, when C is short, of columns) per thread, each a whole
+/// serial product; inside a parallel region (a convolution's chunk), runs on the calling thread.
+template <kernel_isa K>
+void run(index_t m, index_t n, index_t k, float alpha, view a, view b, float beta, float* c) {
+  constexpr index_t MR = tile<K>::mr, NR = tile<K>::nr;
+  index_t threads = team_size() > 1 ? 1 : max_threads();
+  double const madds = double(m) * double(n) * double(k);
+  threads = std::min<index_t>(threads, std::max<index_t>(1, static_cast<index_t>(madds / (1 << 20))));
+  if (threads <= 1) return serial<K>(m, n, k, alpha, a, b, beta, c, n);
+  bool const by_rows = m >= threads * 4 * MR || m >= n;
+  index_t const unit = by_rows ? MR : NR, extent = by_rows ? m : n;
+  index_t const units = (extent + unit - 1) / unit;
+#pragma omp parallel num_threads(static_cast<int>(threads))
+  {
+    index_t const t = thread_index(), team = team_size();
+    index_t const lo = std::min(extent, units * t / team * unit), hi = std::min(extent, units * (t + 1) / team * unit);
+    if (hi > lo) {
+      if (by_rows)
+        serial<K>(hi - lo, n, k, alpha, view{a.at(lo, 0), a.rs, a.cs}, b, beta, c + lo * n, n);
+      else
+        serial<K>(m, hi - lo, k, alpha, a, view{b.at(0, lo), b.rs, b.cs}, beta, c + lo, n);
+    }
+  }
+}
+
+}  // namespace detail
+
+/// C(m, n) = alpha op(A) op(B) + beta C with our kernel, if the active kernel is one of ours and
+/// the product is not too thin for its tile; returns false (nothing done) otherwise. Same
+/// arguments as matmul_impl<cpu>::gemm; beta = 0 ignores C's contents.
+inline bool gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, float alpha, float const* a,
+                 float const* b, float beta, float* c) {
+  kernel_isa const isa = active();
+  if (isa == kernel_isa::eigen || k == 0) return false;
+  detail::view const va{a, trans_a ? 1 : k, trans_a ? m : 1};
+  detail::view const vb{b, trans_b ? 1 : n, trans_b ? k : 1};
+#if ARCNET_SGEMM_X86
+  if (isa == kernel_isa::avx512) {
+    if (m < detail::tile<kernel_isa::avx512>::mr || n < 16) return false;
+    detail::run<kernel_isa::avx512>(m, n, k, alpha, va, vb, beta, c);
+  } else {
+    if (m < detail::tile<kernel_isa::avx2>::mr || n < 8) return false;
+    detail::run<kernel_isa::avx2>(m, n, k, alpha, va, vb, beta, c);
+  }
+  return true;
+#else
+  (void)va, (void)vb, (void)m, (void)n, (void)alpha, (void)beta, (void)c;
+  return false;
+#endif
+}
+
+}  // namespace arcnet::ops::sgemm
