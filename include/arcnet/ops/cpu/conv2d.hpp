@@ -56,6 +56,7 @@ struct conv2d_impl<cpu> {
     index_t const chunk = forward_chunk_rows(g, sizeof(T), team);
     index_t const chunks = (m + chunk - 1) / chunk;
     team = std::min(team, chunks);
+    typename matmul_impl<cpu>::template prepared_rhs<T> const weight(false, k, g.cout, w);  // packed once
     // With one chunk (team == 1) the region is inactive, so im2col and the GEMM use every thread.
 #pragma omp parallel num_threads(static_cast<int>(team)) if (team > 1)
     {
@@ -65,7 +66,7 @@ struct conv2d_impl<cpu> {
         index_t m0 = c * chunk, m1 = std::min(m, m0 + chunk);
         im2col(g, x, m0, m1, col.data());
         T* yc = y + m0 * g.cout;
-        matmul_impl<cpu>::gemm(false, false, m1 - m0, g.cout, k, T(1), col.data(), w, T(0), yc);
+        weight.gemm(false, m1 - m0, T(1), col.data(), T(0), yc);
         if (bias) add_bias(yc, bias, m1 - m0, g.cout);  // while the chunk is still in cache
       }
     }
@@ -123,6 +124,7 @@ struct conv2d_impl<cpu> {
     index_t const chunks = (m + rows - 1) / rows, team = threads_for(g);
     bool const pointwise = g.is_pointwise();
     auto partial = dw ? tensor<T, cpu>::uninitialized(shape{team - 1, kn}) : tensor<T, cpu>();
+    typename matmul_impl<cpu>::template prepared_rhs<T> const weight_t(true, g.cout, k, dx ? w : nullptr);  // w^T
 #pragma omp parallel num_threads(static_cast<int>(team))
     {
       index_t t = thread_index();
@@ -140,9 +142,9 @@ struct conv2d_impl<cpu> {
           fresh = false;
         }
         if (dx && pointwise) {
-          matmul_impl<cpu>::gemm(false, true, m1 - m0, k, g.cout, T(1), dyc, w, T(1), dx + m0 * k);
+          weight_t.gemm(false, m1 - m0, T(1), dyc, T(1), dx + m0 * k);
         } else if (dx) {
-          matmul_impl<cpu>::gemm(false, true, m1 - m0, k, g.cout, T(1), dyc, w, T(0), col.data());
+          weight_t.gemm(false, m1 - m0, T(1), dyc, T(0), col.data());
           col2im_add(g, col.data(), m0, m1, dx);
         }
       }

@@ -37,6 +37,35 @@ struct matmul_impl<cpu> {
     else if (trans_a && !trans_b) C.noalias() += alpha * A.transpose() * B;
     else C.noalias() += alpha * A.transpose() * B.transpose();
   }
+
+  /// op(B) (k x n) prepared once for many products with different left operands, as a
+  /// convolution multiplies its weight with chunk after chunk: packed for our float kernel when
+  /// it takes the product, else kept as it is for gemm. A null b prepares nothing (gemm must
+  /// not be called then).
+  template <class T>
+  class prepared_rhs {
+   public:
+    prepared_rhs(bool trans_b, index_t k, index_t n, T const* b)
+        : trans_b_(trans_b), k_(k), n_(n), b_(b), packed_(pack(trans_b, k, n, b)) {}
+    /// C(m, n) = alpha op(A) op(B) + beta C, as gemm.
+    void gemm(bool trans_a, index_t m, T alpha, T const* a, T beta, T* c) const {
+      if constexpr (std::is_same_v<T, float>)
+        if (!packed_.empty() && packed_.isa() == sgemm::active())
+          return sgemm::gemm(trans_a, m, alpha, a, packed_, beta, c);
+      matmul_impl::gemm(trans_a, trans_b_, m, n_, k_, alpha, a, b_, beta, c);
+    }
+
+   private:
+    static sgemm::packed_b pack(bool trans_b, index_t k, index_t n, T const* b) {
+      if constexpr (std::is_same_v<T, float>)
+        if (b && sgemm::packs(k, n)) return sgemm::packed_b(trans_b, k, n, b);
+      return sgemm::packed_b();
+    }
+    bool trans_b_;
+    index_t k_, n_;
+    T const* b_;
+    sgemm::packed_b packed_;  // empty unless float and our kernel
+  };
 };
 
 }  // namespace arcnet::ops

@@ -8,18 +8,18 @@
 // The kernels are compiled with target attributes and picked at run time, so a library built
 // for plain x86-64 (no -march flag) still uses the vector units the machine has.
 //
-// The structure is GotoBLAS / BLIS: B is packed KC rows x NC columns at a time into panels of
-// NR columns; A is read in place (the kernel broadcasts from it, so rows of a row-major A or
+// The structure is GotoBLAS / BLIS: B is packed whole into panels of NR columns (once per
+// product, or once for many products: packed_b); A is read in place (the kernel broadcasts from it, so rows of a row-major A or
 // columns of a transposed one serve as they are) unless its stride aliases in the cache; the
 // kernel keeps an MR x NR tile of C in registers for KC steps.
 // Each element of C is summed over k in the same order whatever the thread count, so results
 // do not depend on it.
 #include <algorithm>
-#include <cstring>
 #include <vector>
 
 #include "arcnet/core/error.hpp"
 #include "arcnet/core/shape.hpp"
+#include "arcnet/core/storage.hpp"
 #include "arcnet/core/threads.hpp"
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__)) && !defined(__CUDACC__)
@@ -97,8 +97,8 @@ struct tile<kernel_isa::avx2> {
 };
 
 // Blocking: KC steps of k per kernel call (an A micro-panel of MR x KC floats, 14 KiB, stays
-// in L1 while the kernel runs along the row band); NC columns of packed B (KC x NC floats,
-// 512 KiB) in L2; MC rows of A per packed block.
+// in L1 while the kernel runs along the row band); NC columns of B at a time (KC x NC floats,
+// 512 KiB, in L2 while the band is swept); MC rows of A per block.
 constexpr index_t kc_block = 256, nc_block = 512, mc_block = 14 * 6 * 4;
 
 /// Writes an MR x NR register tile into C (mr x nr of it at the edges): C = alpha acc + beta C,
@@ -202,31 +202,54 @@ inline void kernel(index_t kc, float const* a, index_t ars, index_t acs, float c
 #endif
 
 /// B(k0 .. k0+kc, j0 .. j0+nc) into panels of NR columns, each kc x NR, zero-padded on the right.
+/// Each source is read along its contiguous direction: rows of a row-major B, columns of a
+/// transposed one (a gather across rows would touch a new cache line per element).
 template <index_t NR>
 void pack_b(view b, index_t k0, index_t kc, index_t j0, index_t nc, float* out) {
-  for (index_t j = 0; j < nc; j += NR) {
+  for (index_t j = 0; j < nc; j += NR, out += kc * NR) {
     index_t w = std::min(NR, nc - j);
-    for (index_t p = 0; p < kc; ++p, out += NR) {
-      float const* src = b.at(k0 + p, j0 + j);
-      if (b.cs == 1 && w == NR) {
-        std::memcpy(out, src, NR * sizeof(float));
-      } else {
-        for (index_t q = 0; q < w; ++q) out[q] = src[q * b.cs];
-        std::fill(out + w, out + NR, 0.f);
+    if (b.cs == 1 && w == NR) {  // a fixed-size copy the compiler turns into vector moves (memcpy: a call per row)
+      for (index_t p = 0; p < kc; ++p) {
+        float const* src = b.at(k0 + p, j0 + j);
+        for (index_t q = 0; q < NR; ++q) out[p * NR + q] = src[q];
       }
+    } else if (b.cs == 1) {
+      for (index_t p = 0; p < kc; ++p) {
+        float const* src = b.at(k0 + p, j0 + j);
+        for (index_t q = 0; q < NR; ++q) out[p * NR + q] = q < w ? src[q] : 0.f;
+      }
+    } else {
+      for (index_t q = 0; q < w; ++q) {
+        float const* src = b.at(k0, j0 + j + q);
+        for (index_t p = 0; p < kc; ++p) out[p * NR + q] = src[p * b.rs];
+      }
+      for (index_t p = 0; p < kc; ++p) std::fill(out + p * NR + w, out + (p + 1) * NR, 0.f);
     }
   }
 }
 
-/// A(i0 .. i0+mc, k0 .. k0+kc) into panels of MR rows, each kc x MR, zero-padded at the bottom.
+/// A(i0 .. i0+mc, k0 .. k0+kc) into panels of MR rows, each kc x MR, zero-padded at the bottom;
+/// read along A's contiguous direction, as pack_b.
 template <index_t MR>
 void pack_a(view a, index_t i0, index_t mc, index_t k0, index_t kc, float* out) {
-  for (index_t i = 0; i < mc; i += MR) {
+  for (index_t i = 0; i < mc; i += MR, out += kc * MR) {
     index_t h = std::min(MR, mc - i);
-    for (index_t p = 0; p < kc; ++p, out += MR) {
-      float const* src = a.at(i0 + i, k0 + p);
-      for (index_t r = 0; r < h; ++r) out[r] = src[r * a.rs];
-      std::fill(out + h, out + MR, 0.f);
+    if (a.rs == 1 && h == MR) {
+      for (index_t p = 0; p < kc; ++p) {
+        float const* src = a.at(i0 + i, k0 + p);
+        for (index_t r = 0; r < MR; ++r) out[p * MR + r] = src[r];
+      }
+    } else if (a.rs == 1) {
+      for (index_t p = 0; p < kc; ++p) {
+        float const* src = a.at(i0 + i, k0 + p);
+        for (index_t r = 0; r < MR; ++r) out[p * MR + r] = r < h ? src[r] : 0.f;
+      }
+    } else {
+      for (index_t r = 0; r < h; ++r) {
+        float const* src = a.at(i0 + i + r, k0);
+        for (index_t p = 0; p < kc; ++p) out[p * MR + r] = src[p * a.cs];
+      }
+      for (index_t p = 0; p < kc; ++p) std::fill(out + p * MR + h, out + (p + 1) * MR, 0.f);
     }
   }
 }
@@ -236,14 +259,14 @@ void pack_a(view a, index_t i0, index_t mc, index_t k0, index_t kc, float* out) 
 /// in which case A is packed.
 inline bool aliasing_stride(index_t stride) { return stride > 1 && (stride * index_t(sizeof(float))) % 4096 == 0; }
 
-/// One thread's product on a block of C: m x n at c (row stride ldc).
+/// One thread's product on a block of C: m x n at c (row stride ldc), with op(B) packed whole
+/// (bp: panels of NR columns, each k x NR; see packed_b).
 template <kernel_isa K>
-void serial(index_t m, index_t n, index_t k, float alpha, view a, view b, float beta, float* c, index_t ldc) {
+void serial(index_t m, index_t n, index_t k, float alpha, view a, float const* bp, float beta, float* c,
+            index_t ldc) {
 #if ARCNET_SGEMM_X86
   constexpr index_t MR = tile<K>::mr, NR = tile<K>::nr;
-  // Per-thread scratch, kept between calls (an OpenMP pool reuses its threads).
-  thread_local std::vector<float> packed_b, packed_a;
-  packed_b.resize(static_cast<std::size_t>(kc_block * (nc_block + NR)));
+  thread_local std::vector<float> packed_a;  // per thread, kept between calls
   packed_a.resize(static_cast<std::size_t>(kc_block * (mc_block + MR)));
   // A is read in place (its MR x KC micro-panel stays in L1 while the kernel walks the row band)
   // except where the rows would alias in the cache, or at the bottom edge (fewer than MR rows).
@@ -253,7 +276,6 @@ void serial(index_t m, index_t n, index_t k, float alpha, view a, view b, float 
     for (index_t pc = 0; pc < k; pc += kc_block) {
       index_t kc = std::min(kc_block, k - pc);
       float const beta_here = pc == 0 ? beta : 1.f;
-      pack_b<NR>(b, pc, kc, jc, nc, packed_b.data());
       for (index_t ic = 0; ic < m; ic += mc_block) {
         index_t mc = std::min(mc_block, m - ic);
         index_t const in_place = pack_all ? 0 : mc / MR * MR;  // rows read from A as stored
@@ -263,26 +285,27 @@ void serial(index_t m, index_t n, index_t k, float alpha, view a, view b, float 
           float const* ap = packed ? packed_a.data() + (ir - in_place) * kc : a.at(ic + ir, pc);
           index_t const ars = packed ? 1 : a.rs, acs = packed ? MR : a.cs;
           for (index_t jr = 0; jr < nc; jr += NR)
-            kernel<K>(kc, ap, ars, acs, packed_b.data() + jr * kc, c + (ic + ir) * ldc + jc + jr, ldc, alpha,
-                      beta_here, std::min(MR, mc - ir), std::min(NR, nc - jr));
+            kernel<K>(kc, ap, ars, acs, bp + (jc + jr) / NR * k * NR + pc * NR, c + (ic + ir) * ldc + jc + jr, ldc,
+                      alpha, beta_here, std::min(MR, mc - ir), std::min(NR, nc - jr));
         }
       }
     }
   }
 #else
-  (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)b, (void)beta, (void)c, (void)ldc;
+  (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)bp, (void)beta, (void)c, (void)ldc;
 #endif
 }
 
-/// Splits C into one block of rows (or, when C is short, of columns) per thread, each a whole
-/// serial product; inside a parallel region (a convolution's chunk), runs on the calling thread.
+/// Splits C into one block of rows (or, when C is short, of columns: whole panels) per thread,
+/// each a serial product; inside a parallel region (a convolution's chunk), runs on the calling
+/// thread.
 template <kernel_isa K>
-void run(index_t m, index_t n, index_t k, float alpha, view a, view b, float beta, float* c) {
+void run(index_t m, index_t n, index_t k, float alpha, view a, float const* bp, float beta, float* c) {
   constexpr index_t MR = tile<K>::mr, NR = tile<K>::nr;
   index_t threads = team_size() > 1 ? 1 : max_threads();
   double const madds = double(m) * double(n) * double(k);
   threads = std::min<index_t>(threads, std::max<index_t>(1, static_cast<index_t>(madds / (1 << 20))));
-  if (threads <= 1) return serial<K>(m, n, k, alpha, a, b, beta, c, n);
+  if (threads <= 1) return serial<K>(m, n, k, alpha, a, bp, beta, c, n);
   bool const by_rows = m >= threads * 4 * MR || m >= n;
   index_t const unit = by_rows ? MR : NR, extent = by_rows ? m : n;
   index_t const units = (extent + unit - 1) / unit;
@@ -292,37 +315,96 @@ void run(index_t m, index_t n, index_t k, float alpha, view a, view b, float bet
     index_t const lo = std::min(extent, units * t / team * unit), hi = std::min(extent, units * (t + 1) / team * unit);
     if (hi > lo) {
       if (by_rows)
-        serial<K>(hi - lo, n, k, alpha, view{a.at(lo, 0), a.rs, a.cs}, b, beta, c + lo * n, n);
+        serial<K>(hi - lo, n, k, alpha, view{a.at(lo, 0), a.rs, a.cs}, bp, beta, c + lo * n, n);
       else
-        serial<K>(m, hi - lo, k, alpha, a, view{b.at(0, lo), b.rs, b.cs}, beta, c + lo, n);
+        serial<K>(m, hi - lo, k, alpha, a, bp + lo / NR * k * NR, beta, c + lo, n);
     }
   }
 }
 
+/// Tile width of a kernel (its packed panels' width).
+inline index_t panel_width(kernel_isa isa) {
+  return isa == kernel_isa::avx512 ? tile<kernel_isa::avx512>::nr : tile<kernel_isa::avx2>::nr;
+}
+/// Fewest rows and columns worth our kernel; thinner products go to Eigen.
+inline bool worth_it(kernel_isa isa, index_t m, index_t n) {
+  return isa == kernel_isa::avx512 ? m >= tile<kernel_isa::avx512>::mr && n >= 16
+                                   : isa == kernel_isa::avx2 && m >= tile<kernel_isa::avx2>::mr && n >= 8;
+}
+
 }  // namespace detail
 
-/// C(m, n) = alpha op(A) op(B) + beta C with our kernel, if the active kernel is one of ours and
-/// the product is not too thin for its tile; returns false (nothing done) otherwise. Same
-/// arguments as matmul_impl<cpu>::gemm; beta = 0 ignores C's contents.
+/// op(B) (k x n) packed for the active kernel: panels of NR columns, each k x NR floats,
+/// zero-padded on the right. Packed once, it serves any number of products with different left
+/// operands (a convolution's weight across its chunks and threads).
+class packed_b {
+ public:
+  /// Nothing packed (empty()).
+  packed_b() : isa_(kernel_isa::eigen), k_(0), n_(0), nr_(0), data_(0) {}
+  /// Packs; the active kernel must be one of ours. Threads share the work outside a parallel region.
+  packed_b(bool trans_b, index_t k, index_t n, float const* b)
+      : isa_(active()), k_(k), n_(n), nr_(detail::panel_width(isa_)),
+        data_(k * ((n + nr_ - 1) / nr_) * nr_) {
+    if (isa_ == kernel_isa::eigen)
+      arcnet::detail::raise<error>("sgemm::packed_b: the active kernel is Eigen's, which packs for itself");
+    detail::view const vb{b, trans_b ? 1 : n, trans_b ? k : 1};
+    index_t const panels = (n + nr_ - 1) / nr_;
+    float* out = data_.data();
+    index_t const nr = nr_;
+#pragma omp parallel for schedule(static) if (team_size() == 1 && k * n >= (index_t(1) << 16))
+    for (index_t q = 0; q < panels; ++q) {
+      index_t const j = q * nr, w = std::min(nr, n - j);
+      if (nr == 32) detail::pack_b<32>(vb, 0, k, j, w, out + q * k * nr);
+      else detail::pack_b<16>(vb, 0, k, j, w, out + q * k * nr);
+    }
+  }
+  bool empty() const { return isa_ == kernel_isa::eigen; }
+  kernel_isa isa() const { return isa_; }
+  index_t rows() const { return k_; }
+  index_t cols() const { return n_; }
+  float const* data() const { return data_.data(); }
+
+ private:
+  kernel_isa isa_;
+  index_t k_, n_, nr_;
+  storage<float, cpu> data_;  // large blocks are recycled by the host block cache
+};
+
+/// C(m, n) = alpha op(A) B + beta C with B packed; beta = 0 ignores C's contents. B must have
+/// been packed for the kernel that is still active.
+inline void gemm(bool trans_a, index_t m, float alpha, float const* a, packed_b const& b, float beta, float* c) {
+  index_t const n = b.cols(), k = b.rows();
+  if (m == 0 || n == 0) return;
+  if (b.isa() != active())
+    arcnet::detail::raise<error>("sgemm::gemm: B was packed for the ", name(b.isa()), " kernel, but ",
+                                 name(active()), " is active");
+  detail::view const va{a, trans_a ? 1 : k, trans_a ? m : 1};
+#if ARCNET_SGEMM_X86
+  if (b.isa() == kernel_isa::avx512) detail::run<kernel_isa::avx512>(m, n, k, alpha, va, b.data(), beta, c);
+  else detail::run<kernel_isa::avx2>(m, n, k, alpha, va, b.data(), beta, c);
+#else
+  (void)alpha, (void)va, (void)beta, (void)c;
+#endif
+}
+
+/// Whether a right operand of k x n is worth packing for our kernel (the active kernel is one of
+/// ours and n is wide enough for its tile), whatever the left operand's rows.
+inline bool packs(index_t k, index_t n) {
+  kernel_isa const isa = active();
+  return k > 0 && isa != kernel_isa::eigen && n >= detail::panel_width(isa) / 2;
+}
+
+/// Whether our kernel takes a product of this size (the active kernel is one of ours and the
+/// product is not too thin for its tile).
+inline bool handles(index_t m, index_t n, index_t k) { return k > 0 && detail::worth_it(active(), m, n); }
+
+/// C(m, n) = alpha op(A) op(B) + beta C with our kernel, if it handles the product; returns false
+/// (nothing done) otherwise. Same arguments as matmul_impl<cpu>::gemm; beta = 0 ignores C's contents.
 inline bool gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, float alpha, float const* a,
                  float const* b, float beta, float* c) {
-  kernel_isa const isa = active();
-  if (isa == kernel_isa::eigen || k == 0) return false;
-  detail::view const va{a, trans_a ? 1 : k, trans_a ? m : 1};
-  detail::view const vb{b, trans_b ? 1 : n, trans_b ? k : 1};
-#if ARCNET_SGEMM_X86
-  if (isa == kernel_isa::avx512) {
-    if (m < detail::tile<kernel_isa::avx512>::mr || n < 16) return false;
-    detail::run<kernel_isa::avx512>(m, n, k, alpha, va, vb, beta, c);
-  } else {
-    if (m < detail::tile<kernel_isa::avx2>::mr || n < 8) return false;
-    detail::run<kernel_isa::avx2>(m, n, k, alpha, va, vb, beta, c);
-  }
+  if (!handles(m, n, k)) return false;
+  gemm(trans_a, m, alpha, a, packed_b(trans_b, k, n, b), beta, c);
   return true;
-#else
-  (void)va, (void)vb, (void)m, (void)n, (void)alpha, (void)beta, (void)c;
-  return false;
-#endif
 }
 
 }  // namespace arcnet::ops::sgemm
