@@ -124,6 +124,7 @@ struct batch_norm {
     void train(bool on) { training_ = on; }
     bool training() const { return training_; }
     void set_momentum(double m) { momentum_ = m; }
+    double eps() const { return eps_; }
     shape describe(shape const& in, std::string const& prefix, std::vector<layer_info>& out) const {
       if (in.rank() < 2 || in[in.rank() - 1] != C)
         detail::raise<shape_error>(describe_type(), ": expected input (..., ", C, "), got shape ", in);

@@ -6,6 +6,7 @@
 
 #include "arcnet/nn/batch_norm.hpp"
 #include "arcnet/nn/conv2d.hpp"
+#include "arcnet/nn/fusion.hpp"
 #include "arcnet/nn/sequential.hpp"
 #include "arcnet/nn/stateless.hpp"
 
@@ -43,7 +44,10 @@ struct residual {
 
     variable<T, D> forward(variable<T, D> const& x) {
       auto y = body_.forward(x);
-      return after_.forward(ops::add(y, shortcut_.forward(x)));
+      auto s = shortcut_.forward(x);
+      if constexpr (std::is_same_v<D, cpu> && fusion::is_relu<After>)
+        if (fusion::may_fuse<T, D>() && y.shape() == s.shape()) return fusion::add_relu(y, s);  // one pass
+      return after_.forward(ops::add(y, s));
     }
     template <class F>
     void for_each_parameter(F&& f, std::string const& prefix = "") {

@@ -3,8 +3,10 @@
 // compile time at every boundary; nn::named<Name, Layer> gives a child its checkpoint name.
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 
+#include "arcnet/nn/fusion.hpp"
 #include "arcnet/nn/layer.hpp"
 
 namespace arcnet::nn {
@@ -97,11 +99,7 @@ struct sequential {
    public:
     explicit module(generator& g = default_generator()) : children_(make_children(g, std::index_sequence_for<Layers...>{})) {}
 
-    variable<T, D> forward(variable<T, D> const& x) {
-      variable<T, D> y = x;
-      std::apply([&](auto&... c) { ((y = c.forward(y)), ...); }, children_);
-      return y;
-    }
+    variable<T, D> forward(variable<T, D> const& x) { return forward_from<0>(x); }
     template <class F>
     void for_each_parameter(F&& f, std::string const& prefix = "") {
       each([&](auto& c, std::string const& name) { c.for_each_parameter(f, detail::join_name(prefix, name)); });
@@ -123,6 +121,28 @@ struct sequential {
     auto& get() { return std::get<I>(children_); }
 
    private:
+    /// Children I.. in order; a convolution + batch norm (+ ReLU) runs fused when fusion.hpp allows.
+    template <std::size_t I>
+    variable<T, D> forward_from(variable<T, D> const& x) {
+      constexpr std::size_t count = sizeof...(Layers);
+      if constexpr (I == count) {
+        return x;
+      } else {
+        if constexpr (std::is_same_v<D, cpu> && I + 1 < count) {
+          using conv_layer = std::tuple_element_t<I, layers>;
+          if constexpr (fusion::is_conv_batch_norm<conv_layer, std::tuple_element_t<I + 1, layers>>) {
+            auto& bn = std::get<I + 1>(children_);
+            if (fusion::may_fold<T, D>(bn)) {
+              constexpr bool relu_after = I + 2 < count && fusion::is_relu<std::tuple_element_t<(I + 2) % count, layers>>;
+              auto y = fusion::conv_batch_norm<fusion::unwrap_t<conv_layer>>(std::get<I>(children_), bn, x, relu_after);
+              return forward_from<I + (relu_after ? 3 : 2)>(y);
+            }
+          }
+        }
+        return forward_from<I + 1>(std::get<I>(children_).forward(x));
+      }
+    }
+
     using children = std::tuple<typename Layers::template module<T, D>...>;
     template <std::size_t... I>
     static children make_children(generator& g, std::index_sequence<I...>) {

@@ -131,6 +131,32 @@ void conv2d_backward(tensor<T, D> const& x, tensor<T, D> const& weight, tensor<T
                            dweight ? dweight->data() : nullptr, dbias ? dbias->data() : nullptr);
 }
 
+/// Inference only (no autograd), CPU: y = conv(x, weight * scale) + shift, then max(y, 0) when
+/// relu, with scale and shift per output channel: an eval-mode batch norm folded into the
+/// convolution (as torch.fx's fuse_conv_bn_eval does), and the ReLU applied while each chunk of
+/// the output is still in cache. Saves the batch norm's and the ReLU's passes over the output.
+template <class T>
+tensor<T, cpu> conv2d_scale_shift_forward(tensor<T, cpu> const& x, tensor<T, cpu> const& weight,
+                                          tensor<T, cpu> const& scale, tensor<T, cpu> const& shift,
+                                          conv2d_options o, bool relu) {
+  auto g = detail::conv2d_geometry_of("conv2d_scale_shift", x, weight, o);
+  if (!scale.defined() || !shift.defined())
+    arcnet::detail::raise<shape_error>("conv2d_scale_shift: scale and shift must both be given");
+  detail::conv2d_check_bias("conv2d_scale_shift (scale)", scale, weight);
+  detail::conv2d_check_bias("conv2d_scale_shift (shift)", shift, weight);
+  auto w = tensor<T, cpu>::uninitialized(weight.shape());
+  T const* src = weight.data();
+  T const* sc = scale.data();
+  T* dst = w.data();
+  index_t const rows = weight.numel() / g.cout;
+#pragma omp parallel for if (weight.numel() > (1 << 16))
+  for (index_t r = 0; r < rows; ++r)
+    for (index_t c = 0; c < g.cout; ++c) dst[r * g.cout + c] = src[r * g.cout + c] * sc[c];
+  auto y = tensor<T, cpu>::uninitialized(shape{g.n, g.ho, g.wo, g.cout});
+  conv2d_impl<cpu>::forward(g, x.data(), w.data(), shift.data(), y.data(), relu);
+  return y;
+}
+
 /// Differentiable convolution: x (N, H, W, Cin), weight (KH, KW, Cin, Cout), bias (Cout) or an
 /// undefined variable (no bias) -> (N, Ho, Wo, Cout).
 template <class T, class D>

@@ -38,18 +38,20 @@ struct conv2d_impl<cpu> {
   static index_t thread_index() { return arcnet::thread_index(); }
   static index_t team_size() { return arcnet::team_size(); }
 
-  /// y = conv(x, w) + bias, all NHWC / (KH, KW, Cin, Cout) row-major; bias may be null. Assigns y.
+  /// y = conv(x, w) + bias, all NHWC / (KH, KW, Cin, Cout) row-major; bias may be null; then
+  /// max(y, 0) when relu. Assigns y.
   /// A pointwise convolution is one GEMM on x as stored. Otherwise each thread takes whole
   /// chunks of output rows and runs im2col and a single-threaded GEMM on them: the columns go
   /// from im2col to the GEMM through that core's cache, with no barrier in between, and a
   /// thread that falls behind (a busy machine) just takes fewer chunks.
   template <class T>
-  static void forward(detail::conv2d_geometry const& g, T const* x, T const* w, T const* bias, T* y) {
+  static void forward(detail::conv2d_geometry const& g, T const* x, T const* w, T const* bias, T* y,
+                      bool relu = false) {
     index_t const m = g.rows(), k = g.depth();
     if (m == 0 || g.cout == 0) return;
     if (g.is_pointwise()) {
       matmul_impl<cpu>::gemm(false, false, m, g.cout, k, T(1), x, w, T(0), y);
-      if (bias) add_bias(y, bias, m, g.cout);
+      if (bias || relu) add_bias(y, bias, m, g.cout, relu);
       return;
     }
     index_t team = threads_for(g);
@@ -67,7 +69,7 @@ struct conv2d_impl<cpu> {
         im2col(g, x, m0, m1, col.data());
         T* yc = y + m0 * g.cout;
         weight.gemm(false, m1 - m0, T(1), col.data(), T(0), yc);
-        if (bias) add_bias(yc, bias, m1 - m0, g.cout);  // while the chunk is still in cache
+        if (bias || relu) add_bias(yc, bias, m1 - m0, g.cout, relu);  // while the chunk is still in cache
       }
     }
   }
@@ -297,12 +299,16 @@ struct conv2d_impl<cpu> {
   }
 
   /// y[r, c] += bias[c] for r < m.
+  /// y += bias (null: nothing), then max(y, 0) when relu; rows of cout.
   template <class T>
-  static void add_bias(T* y, T const* bias, index_t m, index_t cout) {
+  static void add_bias(T* y, T const* bias, index_t m, index_t cout, bool relu = false) {
 #pragma omp parallel for schedule(static) if (m * cout > (1 << 15))
     for (index_t r = 0; r < m; ++r) {
       T* yr = y + r * cout;
-      for (index_t c = 0; c < cout; ++c) yr[c] += bias[c];
+      if (bias)
+        for (index_t c = 0; c < cout; ++c) yr[c] += bias[c];
+      if (relu)
+        for (index_t c = 0; c < cout; ++c) yr[c] = yr[c] > T(0) ? yr[c] : T(0);
     }
   }
 
