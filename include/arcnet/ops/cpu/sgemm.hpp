@@ -9,11 +9,11 @@
 // for plain x86-64 (no -march flag) still uses the vector units the machine has.
 //
 // The structure is GotoBLAS / BLIS: B is packed whole into panels of NR columns (once per
-// product, or once for many products: packed_b); A is read in place (the kernel broadcasts from it, so rows of a row-major A or
-// columns of a transposed one serve as they are) unless its stride aliases in the cache; the
-// kernel keeps an MR x NR tile of C in registers for KC steps.
-// Each element of C is summed over k in the same order whatever the thread count, so results
-// do not depend on it.
+// product, or once for many products: packed_b); A is read in place (the kernel broadcasts
+// from it, so rows of a row-major A or columns of a transposed one serve as they are) unless
+// its stride aliases in the cache; the kernel keeps an MR x NR tile of C in registers for KC
+// steps. Each element of C is summed over k in the same order whatever the thread count, so
+// results do not depend on it.
 #include <algorithm>
 #include <vector>
 
