@@ -31,6 +31,13 @@ void randomise_batch_norms(Net& net, generator& g) {
     }
   });
 }
+/// net's output with gradients off, fusion on or off.
+template <class Net>
+tensor<float, cpu> no_grad_forward(Net& net, variable<float> const& x, bool fuse) {
+  nn::fusion::enabled() = fuse;
+  autograd::no_grad guard;
+  return net.forward(x).value();
+}
 }  // namespace fusion_test
 
 TEST_CASE("fusion: conv2d_scale_shift_forward equals conv, per-channel affine and ReLU done apart",
@@ -75,16 +82,8 @@ TEST_CASE("fusion: a ResNet in eval mode without gradients gives the layer-by-la
   randomise_batch_norms(net, g);
   net.train(false);
   variable<float> x(randn<float>(shape{2, 40, 40, 3}, g));
-  nn::fusion::enabled() = false;
-  auto apart = [&] {
-    autograd::no_grad guard;
-    return net.forward(x).value();
-  }();
-  nn::fusion::enabled() = true;
-  auto fused = [&] {
-    autograd::no_grad guard;
-    return net.forward(x).value();
-  }();
+  auto apart = no_grad_forward(net, x, false);
+  auto fused = no_grad_forward(net, x, true);
   CHECK(relative_difference(fused, apart) < 1e-5);
   CHECK(relative_difference(fused, apart) > 0);  // the folded path really ran: rounding differs
   // With gradients on, nothing is fused: the graph-recording forward is the layer-by-layer one.
@@ -92,15 +91,7 @@ TEST_CASE("fusion: a ResNet in eval mode without gradients gives the layer-by-la
   CHECK(relative_difference(recorded, apart) == 0);
   // In training mode batch statistics are used: no folding (only the exact add + ReLU fusion).
   net.train(true);
-  nn::fusion::enabled() = false;
-  auto train_apart = [&] {
-    autograd::no_grad guard;
-    return net.forward(x).value();
-  }();
-  nn::fusion::enabled() = true;
-  auto train_fused = [&] {
-    autograd::no_grad guard;
-    return net.forward(x).value();
-  }();
+  auto train_apart = no_grad_forward(net, x, false);
+  auto train_fused = no_grad_forward(net, x, true);
   CHECK(relative_difference(train_fused, train_apart) == 0);
 }

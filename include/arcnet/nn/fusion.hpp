@@ -50,13 +50,13 @@ inline constexpr bool is_relu = std::is_same_v<unwrap_t<L>, relu>;
 
 /// Whether a forward of these layers may be fused now: CPU, no graph recorded, fusion on, and
 /// (for a batch norm) eval mode with no observer installed.
-template <class T, class D>
+template <class D>
 bool may_fuse() {
   return std::is_same_v<D, cpu> && !autograd::grad_enabled() && enabled();
 }
 template <class T, class D, class BatchNorm>
 bool may_fold(BatchNorm const& bn) {
-  return may_fuse<T, D>() && !bn.training() && detail_bn::current_hook<T, D>() == nullptr;
+  return may_fuse<D>() && !bn.training() && detail_bn::current_hook<T, D>() == nullptr;
 }
 
 /// relu?(batch_norm(conv(x))) in one convolution; ConvLayer is the convolution's layer type.

@@ -46,7 +46,7 @@ struct residual {
       auto y = body_.forward(x);
       auto s = shortcut_.forward(x);
       if constexpr (std::is_same_v<D, cpu> && fusion::is_relu<After>)
-        if (fusion::may_fuse<T, D>() && y.shape() == s.shape()) return fusion::add_relu(y, s);  // one pass
+        if (fusion::may_fuse<D>() && y.shape() == s.shape()) return fusion::add_relu(y, s);  // one pass
       return after_.forward(ops::add(y, s));
     }
     template <class F>
