@@ -396,3 +396,24 @@ TEST_CASE("loader: an IDX dataset through a pipeline", "[data]") {
   CHECK(batches[1].labels == std::vector<std::int64_t>{1, 0});
   CHECK(batches[1].images.at(1, 1, 2, 1) == Approx((40.0 * 4 + 5) / 255.0));  // grey copied to G
 }
+
+TEST_CASE("loader: pin_memory without the CUDA build is a config_error that says so", "[data]") {
+  using namespace loader_test;
+  if (detail::pinned_memory_available()) {  // this program has an nvcc translation unit
+    WARN("pinned memory is available here: tests/cuda/test_cuda_pinned.cu covers pin_memory");
+    return;
+  }
+  data::loader_options o;
+  o.batch_size = 4;
+  o.pin_memory = true;
+  CHECK_THROWS_AS(data::loader(10, synthetic, o), config_error);
+  CHECK_THROWS_WITH(data::loader(10, synthetic, o),
+                    Catch::Contains("pin_memory") && Catch::Contains("needs the CUDA build") &&
+                        Catch::Contains("nvcc"));
+  CHECK_THROWS_AS((tensor<float, cpu>::uninitialized_pinned(shape{2, 3})), config_error);
+  o.pin_memory = false;
+  data::loader ld(10, synthetic, o);
+  auto batches = run_epoch(ld, 0);
+  REQUIRE(batches.size() == 3);
+  CHECK_FALSE(batches[0].images.is_pinned());
+}

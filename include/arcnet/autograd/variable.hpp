@@ -4,6 +4,7 @@
 #include <initializer_list>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "arcnet/autograd/backward.hpp"
@@ -88,8 +89,14 @@ class variable {
     check_same_shape("variable::backward", i.value, seed);
     if (i.grad.defined()) {
       // accumulating into an existing gradient of the root: add
-      T* g = i.grad.data();
-      for (index_t k = 0; k < seed.numel(); ++k) g[k] += seed.data()[k];
+      if constexpr (std::is_same_v<Device, cpu>) {
+        T* g = i.grad.data();
+        for (index_t k = 0; k < seed.numel(); ++k) g[k] += seed.data()[k];
+      } else {
+#if defined(__CUDACC__)
+        gpu::add(i.grad.data(), seed.data(), seed.numel());
+#endif
+      }
     } else {
       i.grad = seed.clone();
     }

@@ -1,6 +1,7 @@
 #pragma once
 // Device tags. Tensors, ops and layers are templates on the tag; a backend is chosen by
 // specialising on it, never by a runtime `if`.
+#include <string>
 #include <type_traits>
 
 #if defined(__CUDACC__)
@@ -34,6 +35,17 @@ inline bool cuda_device_available() {
     return false;
   }
   return count > 0;
+}
+/// Why no CUDA device can be used here ("" when one can): CUDA's own message (no driver, a
+/// driver older than the runtime, ...) or "no CUDA device found". For error messages.
+inline std::string cuda_device_problem() {
+  int count = 0;
+  cudaError_t const status = cudaGetDeviceCount(&count);
+  if (status != cudaSuccess) {
+    cudaGetLastError();
+    return std::string(cudaGetErrorName(status)) + ": " + cudaGetErrorString(status);
+  }
+  return count > 0 ? std::string() : std::string("no CUDA device found");
 }
 #endif
 

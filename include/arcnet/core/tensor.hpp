@@ -35,6 +35,16 @@ class tensor {
     t.shape_ = std::move(s);
     return t;
   }
+  /// A CPU tensor in page-locked (pinned) host memory, contents unspecified: the GPU reads it by
+  /// DMA, and to_device_async (core/pinned.hpp) copies it without waiting. Needs the CUDA build
+  /// (a translation unit compiled by nvcc); config_error otherwise.
+  static tensor uninitialized_pinned(arcnet::shape s) {
+    static_assert(std::is_same_v<Device, cpu>, "tensor::uninitialized_pinned: pinned memory is host memory");
+    tensor t;
+    t.storage_ = std::make_shared<storage<T, cpu>>(s.numel(), pinned_memory);
+    t.shape_ = std::move(s);
+    return t;
+  }
   static tensor zeros(arcnet::shape s) { return tensor(std::move(s)); }
   static tensor full(arcnet::shape s, T value) {
     auto t = uninitialized(std::move(s));
@@ -62,6 +72,11 @@ class tensor {
 
   T* data() { return storage_ ? storage_->data() + offset_ : nullptr; }
   T const* data() const { return storage_ ? storage_->data() + offset_ : nullptr; }
+  /// True for a CPU tensor in page-locked memory (uninitialized_pinned).
+  bool is_pinned() const {
+    if constexpr (std::is_same_v<Device, cpu>) return storage_ && storage_->pinned();
+    else return false;
+  }
   /// True when both tensors view the same storage.
   bool shares_storage_with(tensor const& other) const { return storage_ && storage_ == other.storage_; }
 
@@ -202,8 +217,7 @@ void tensor<T, Device>::fill(T value) {
     std::fill(data(), data() + numel(), value);
   } else {
 #if defined(__CUDACC__)
-    auto h = tensor<T, cpu>::full(shape_, value);
-    ARCNET_CUDA_CHECK(cudaMemcpy(data(), h.data(), sizeof(T) * numel(), cudaMemcpyHostToDevice));
+    gpu::fill(data(), numel(), value);
 #endif
   }
 }
@@ -214,7 +228,7 @@ void tensor<T, Device>::copy_to(tensor& dst) const {
     detail::host_copy(data(), dst.data(), numel());
   } else {
 #if defined(__CUDACC__)
-    ARCNET_CUDA_CHECK(cudaMemcpy(dst.data(), data(), sizeof(T) * numel(), cudaMemcpyDeviceToDevice));
+    gpu::copy(dst.data(), data(), numel(), cudaMemcpyDeviceToDevice);
 #endif
   }
 }
@@ -228,7 +242,12 @@ tensor<T, D2> tensor<T, Device>::to() const {
 #if defined(__CUDACC__)
     auto t = tensor<T, D2>::uninitialized(shape_);
     auto kind = std::is_same_v<D2, cuda> ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost;
-    if (numel() > 0) ARCNET_CUDA_CHECK(cudaMemcpy(t.data(), data(), sizeof(T) * numel(), kind));
+    gpu::copy(t.data(), data(), numel(), kind);
+    // From pinned memory the copy does not wait for the stream; to() promises that the source
+    // may change or die on return (PyTorch's non_blocking=False), so wait here.
+    // to_device_async (core/pinned.hpp) is the form that does not wait.
+    if constexpr (std::is_same_v<Device, cpu>)
+      if (is_pinned() && numel() > 0) gpu::synchronize();
     return t;
 #else
     static_assert(detail::always_false<D2>,

@@ -11,7 +11,12 @@
 //     for (data::batch b; ld.next(b);) train_step(b.images, b.labels);  // (N, H, W, 3), N labels
 //   }
 //
-// (Pinned host memory and asynchronous copies for CUDA are not part of this CPU loader yet.)
+// For a GPU, pin_memory = true collates the batches into page-locked host memory (CUDA build
+// only), and to_device_async<cuda>(b.images) (core/pinned.hpp) then copies a batch without
+// waiting: PyTorch's pin_memory=True with .to(device, non_blocking=True). Every batch gets its own
+// buffer (the loader never writes into a batch it has handed out), drawn from the pinned cache,
+// which hands a freed buffer out again only after the copies from it have completed; so the
+// workers may fill the next batches while a copy of the previous one is still queued.
 #include <algorithm>
 #include <condition_variable>
 #include <cstdint>
@@ -27,6 +32,7 @@
 #include <vector>
 
 #include "arcnet/core/error.hpp"
+#include "arcnet/core/pinned.hpp"
 #include "arcnet/core/tensor.hpp"
 #include "arcnet/data/decode.hpp"
 #include "arcnet/data/detail/loader_state.hpp"
@@ -52,6 +58,8 @@ struct loader_options {
   index_t images_per_class = 0;  // K
   int rank = 0;                  // with world_size > 1, this rank's shard (distributed_sampler)
   int world_size = 1;
+  bool pin_memory = false;       // batches in page-locked memory, for to_device_async<cuda>; needs
+                                 // the CUDA build (a translation unit compiled by nvcc)
 };
 
 /// What a load function returns: one sample's tensor (usually (H, W, C) float) and its label.
@@ -61,6 +69,7 @@ struct loaded_sample {
 };
 
 /// A collated batch: images (N, sample dims...), e.g. NHWC, with N labels and dataset indices.
+/// With pin_memory the images are in pinned memory (images.is_pinned()).
 struct batch {
   tensor<float, cpu> images;
   std::vector<std::int64_t> labels;
@@ -174,6 +183,8 @@ class loader {
     }
     index_t const n = static_cast<index_t>(order.size());
     index_t const full = n / bs_;
+    // Workers allocate pinned batches on the consumer's device (a thread starts on device 0).
+    int const pin_device = options_.pin_memory ? detail::pinned_hooks().current_device() : 0;
     {
       std::lock_guard<std::mutex> lk(m_);
       order_ = std::move(order);
@@ -187,6 +198,7 @@ class loader {
       bad_.clear();
       slots_.assign(static_cast<std::size_t>(options_.prefetch), detail::loader_slot{});
       for (index_t b = 0; b < std::min<index_t>(num_batches_, options_.prefetch); ++b) init_slot(b);
+      pin_device_ = pin_device;
       cancel_ = false;
       started_ = true;
     }
@@ -252,7 +264,7 @@ class loader {
         auto dims = images.shape().dims();
         index_t const per = images.numel() / dims[0];
         dims[0] = rows;
-        out.images = tensor<float, cpu>::uninitialized(shape(dims));
+        out.images = new_images(shape(dims));
         index_t w = 0;
         for (index_t r = 0; r < static_cast<index_t>(ok.size()); ++r) {
           if (!ok[static_cast<std::size_t>(r)]) continue;
@@ -306,6 +318,8 @@ class loader {
     ARCNET_CHECK_AS(config_error, options_.prefetch >= 1, "loader: prefetch must be >= 1, got ", options_.prefetch);
     ARCNET_CHECK_AS(config_error, options_.world_size >= 1 && options_.rank >= 0 && options_.rank < options_.world_size,
                     "loader: rank ", options_.rank, " is out of range for world size ", options_.world_size);
+    ARCNET_CHECK_AS(config_error, !options_.pin_memory || detail::pinned_memory_available(), "loader: pin_memory: ",
+                    detail::pinned_memory_needs_cuda);
     bool balanced = options_.classes_per_batch > 0 || options_.images_per_class > 0;
     if (balanced) {
       ARCNET_CHECK_AS(config_error, options_.classes_per_batch > 0 && options_.images_per_class > 0,
@@ -350,8 +364,17 @@ class loader {
     slot.ok.assign(static_cast<std::size_t>(rows), 0);
   }
 
+  // A batch's image tensor: pinned with pin_memory, else from the host block cache.
+  tensor<float, cpu> new_images(shape s) const {
+    if (options_.pin_memory) return tensor<float, cpu>::uninitialized_pinned(std::move(s));
+    auto t = tensor<float, cpu>::uninitialized(std::move(s));
+    detail::loader_advise_huge_pages(t.data(), sizeof(float) * static_cast<std::size_t>(t.numel()));
+    return t;
+  }
+
   void worker_loop() {
     std::unique_lock<std::mutex> lk(m_);
+    if (options_.pin_memory) detail::pinned_hooks().bind_thread(pin_device_);
     for (;;) {
       work_.wait(lk, [&] { return cancel_ || next_pos_ >= total_ || next_pos_ / bs_ < deliver_ + options_.prefetch; });
       if (cancel_ || next_pos_ >= total_) return;
@@ -391,9 +414,7 @@ class loader {
         if (!slot.images.defined()) {
           std::vector<index_t> batch_dims{static_cast<index_t>(slot.ok.size())};
           batch_dims.insert(batch_dims.end(), dims.begin(), dims.end());
-          slot.images = tensor<float, cpu>::uninitialized(shape(batch_dims));
-          detail::loader_advise_huge_pages(slot.images.data(),
-                                           sizeof(float) * static_cast<std::size_t>(slot.images.numel()));
+          slot.images = new_images(shape(batch_dims));
         } else if (!std::equal(dims.begin(), dims.end(), slot.images.shape().begin() + 1, slot.images.shape().end()) ||
                    static_cast<std::size_t>(slot.images.rank()) != dims.size() + 1) {
           auto batch_dims = slot.images.shape().dims();
@@ -468,6 +489,7 @@ class loader {
   std::condition_variable ready_;  // consumer: a batch completed
   std::vector<std::thread> workers_;
   bool cancel_ = false, started_ = false;
+  int pin_device_ = 0;  // CUDA device of the pinned batches (the consumer's at begin_epoch)
   std::uint64_t epoch_ = 0;
   std::vector<index_t> order_;
   std::vector<std::uint64_t> seeds_;

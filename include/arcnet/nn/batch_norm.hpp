@@ -138,7 +138,13 @@ struct batch_norm {
 
    private:
     void bump_batches() {
-      if constexpr (std::is_same_v<D, cpu>) num_batches_tracked_[0] += T(1);
+      if constexpr (std::is_same_v<D, cpu>) {
+        num_batches_tracked_[0] += T(1);
+      } else {
+#if defined(__CUDACC__)
+        gpu::add_scalar(num_batches_tracked_.data(), 1, T(1));
+#endif
+      }
     }
     variable<T, D> weight_, bias_;
     tensor<T, D> running_mean_, running_var_, num_batches_tracked_;

@@ -1,0 +1,56 @@
+#pragma once
+// Helpers of the CUDA tests (compiled by nvcc): the skip without a device, random host tensors,
+// and how far a CUDA result is from the CPU backend's result for the same input. Every CUDA op
+// test runs the op on both devices and compares; the CPU backend is tested against PyTorch in
+// tests/ops, so agreement with it is agreement with the reference.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include <arcnet/core/random.hpp>
+#include <arcnet/core/tensor.hpp>
+
+/// First line of every CUDA test case: without a device the case says so and returns.
+#define ARCNET_REQUIRE_CUDA_DEVICE()                \
+  do {                                              \
+    if (!::arcnet::cuda_device_available()) {       \
+      WARN("no CUDA device: skipped");              \
+      return;                                       \
+    }                                               \
+  } while (0)
+
+namespace arcnet::cuda_testing {
+
+/// A host tensor with entries drawn uniformly from [lo, hi), reproducible from the seed.
+template <class T>
+tensor<T, cpu> random_tensor(shape s, std::uint64_t seed, double lo = -1.0, double hi = 1.0) {
+  generator g(seed);
+  auto t = tensor<T, cpu>::uninitialized(std::move(s));
+  g.fill_uniform(t, lo, hi);
+  return t;
+}
+
+/// max_i |got_i - expected_i| / max(|expected_i|, floor): relative where values are large,
+/// absolute (scaled by 1/floor) near zero. Shapes must match.
+template <class T>
+double max_difference(tensor<T, cpu> const& expected, tensor<T, cuda> const& got, double floor = 1e-2) {
+  REQUIRE(expected.shape() == got.shape());
+  auto g = got.template to<cpu>();
+  double worst = 0;
+  for (index_t i = 0; i < expected.numel(); ++i) {
+    double const e = static_cast<double>(expected[i]), x = static_cast<double>(g[i]);
+    if (!std::isfinite(x)) return INFINITY;
+    worst = std::max(worst, std::abs(x - e) / std::max(std::abs(e), floor));
+  }
+  return worst;
+}
+
+/// The agreement expected between the two backends: summation orders differ, so not bitwise.
+template <class T>
+constexpr double tolerance() {
+  return sizeof(T) == sizeof(float) ? 2e-5 : 1e-11;
+}
+
+}  // namespace arcnet::cuda_testing
