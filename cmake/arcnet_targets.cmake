@@ -25,6 +25,9 @@ target_compile_features(arcnet INTERFACE cxx_std_17)
 target_link_libraries(arcnet INTERFACE Eigen3::Eigen)
 if(ARCNET_OPENMP AND OpenMP_CXX_FOUND)
   target_link_libraries(arcnet INTERFACE OpenMP::OpenMP_CXX)
+  # OpenMP::OpenMP_CXX flags only CXX sources; nvcc's host compiler needs -fopenmp too, or the
+  # CPU kernels in a .cu file run on one thread (and warn at every #pragma omp).
+  target_compile_options(arcnet INTERFACE $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-fopenmp>)
 else()
   # The kernels' `#pragma omp` lines are then plain loops: not worth a warning in every file.
   target_compile_options(arcnet INTERFACE $<$<COMPILE_LANG_AND_ID:CXX,GNU,Clang>:-Wno-unknown-pragmas>)
@@ -32,6 +35,9 @@ endif()
 if(ARCNET_WITH_CUDA)
   target_compile_definitions(arcnet INTERFACE ARCNET_WITH_CUDA=1)
   target_link_libraries(arcnet INTERFACE CUDA::cudart CUDA::cublas)
+  # Eigen serves only the CPU backend: without this, nvcc sees its __host__ __device__ markings
+  # and warns about them in every .cu file.
+  target_compile_definitions(arcnet INTERFACE $<$<COMPILE_LANGUAGE:CUDA>:EIGEN_NO_CUDA>)
 endif()
 set_target_properties(arcnet PROPERTIES EXPORT_NAME arcnet)
 

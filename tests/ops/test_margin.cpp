@@ -214,4 +214,10 @@ TEST_CASE("angular_margin: bad targets and margin counts are errors", "[ops]") {
                     Catch::Contains("target 3 at row 1 is out of range for 3 classes"));
   CHECK_THROWS_AS(ops::angular_margin_forward(cos, {0}, {0.5, 0.5, 0.5}, {}), shape_error);
   CHECK_THROWS_WITH(ops::angular_margin_forward(cos, {0, 1}, {0.5}, {}), Catch::Contains("one margin per class"));
+  // The raw backward checks as much before it reads margins[target].
+  auto dcos = tensor<double>::zeros(shape{2, 3});
+  CHECK_THROWS_WITH(ops::angular_margin_backward(cos, {0, -1}, {0.5, 0.5, 0.5}, {}, cos, dcos),
+                    Catch::Contains("target -1 at row 1 is out of range for 3 classes"));
+  auto short_dy = tensor<double>::zeros(shape{2, 2});
+  CHECK_THROWS_AS(ops::angular_margin_backward(cos, {0, 1}, {0.5, 0.5, 0.5}, {}, short_dy, dcos), shape_error);
 }

@@ -99,6 +99,23 @@ TEST_CASE("reduce: gradients of sum, mean and max match finite differences", "[o
   require_gradients_match([&] { return ops::mean(s * s); }, {s});
 }
 
+TEST_CASE("reduce: sum_of_squares sums in double, finite exactly when every element is", "[ops][reduce]") {
+  auto x = tensor<float>::from_vector(shape{2, 2}, {1.5f, -2.0f, std::ldexp(1.0f, 70), 0.25f});
+  double s = -1;
+  ops::sum_of_squares(x, &s);
+  CHECK(s == 2.25 + 4.0 + std::ldexp(1.0, 140) + 0.0625);  // 2^140 overflows float but not double
+  CHECK(std::isfinite(s));
+  x[1] = std::numeric_limits<float>::infinity();
+  ops::sum_of_squares(x, &s);
+  CHECK(std::isinf(s));
+  x[1] = std::numeric_limits<float>::quiet_NaN();
+  ops::sum_of_squares(x, &s);
+  CHECK(std::isnan(s));
+  ops::sum_of_squares(tensor<float>::zeros(shape{0}), &s);
+  CHECK(s == 0.0);
+  CHECK_THROWS_AS(ops::sum_of_squares(tensor<float>(), &s), error);
+}
+
 TEST_CASE("reduce: float and double agree", "[ops][reduce]") {
   using namespace reduce_test;
   generator g(52);

@@ -67,6 +67,9 @@ template <class T, class D>
 void angular_margin_backward(tensor<T, D> const& cosine, std::vector<std::int64_t> const& targets,
                              std::vector<double> const& margins, margin_options o, tensor<T, D> const& dy,
                              tensor<T, D>& dcos) {
+  detail_margin::check(cosine, targets, margins);  // a raw caller's bad target must not index out of range
+  check_same_shape("angular_margin_backward", cosine, dy);
+  check_same_shape("angular_margin_backward", cosine, dcos);
   margin_impl<D>::backward(cosine, targets, margins, o, dy, dcos);
 }
 

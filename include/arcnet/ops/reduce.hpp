@@ -91,6 +91,16 @@ tensor<T, D> max_forward(tensor<T, D> const& x, int axis, std::vector<index_t>& 
   return y;
 }
 
+/// *out = the sum of x's squared elements, accumulated in double: finite exactly when every
+/// element is (a float squared cannot overflow a double). `out` points into memory of x's
+/// device, where the value is written without waiting (the trainer sums every gradient into
+/// one device buffer and reads it back once).
+template <class T, class D>
+void sum_of_squares(tensor<T, D> const& x, double* out) {
+  if (!x.defined()) detail::raise<error>("sum_of_squares: the tensor is undefined");
+  reduce_impl<D>::sum_of_squares(x.data(), x.numel(), out);
+}
+
 /// Differentiable sum over `axes` (all when empty).
 template <class T, class D>
 variable<T, D> sum(variable<T, D> const& x, std::vector<int> axes = {}, bool keepdim = false) {

@@ -108,8 +108,9 @@ float io_decode(unsigned char const* p, std::uint64_t i, bool swap) {
                                                                                                : 1;
   unsigned char b[n];
   std::memcpy(b, p + i * n, n);
-  if (swap)
-    for (std::size_t k = 0; k < n / 2; ++k) std::swap(b[k], b[n - 1 - k]);
+  if constexpr (n > 1)  // (a one-byte type has no byte order; the loop would compare k < 0)
+    if (swap)
+      for (std::size_t k = 0; k < n / 2; ++k) std::swap(b[k], b[n - 1 - k]);
   if constexpr (D == io_dtype::f32) {
     float v;
     std::memcpy(&v, b, 4);

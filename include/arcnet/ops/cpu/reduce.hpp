@@ -9,6 +9,13 @@ namespace arcnet::ops {
 
 template <>
 struct reduce_impl<cpu> {
+  /// out[0] = sum_i double(x_i)^2, in order.
+  template <class T>
+  static void sum_of_squares(T const* x, index_t n, double* out) {
+    double s = 0;
+    for (index_t i = 0; i < n; ++i) s += static_cast<double>(x[i]) * static_cast<double>(x[i]);
+    out[0] = s;
+  }
   /// y[o, i] = scale * sum_r x[o, r, i]
   template <class T>
   static void sum(tensor<T, cpu> const& x, tensor<T, cpu>& y, index_t outer, index_t r, index_t inner, T scale) {

@@ -1,0 +1,301 @@
+#pragma once
+// CUDA backend of ops/batch_norm.hpp (nvcc only). The input is an (m, c) row-major matrix,
+// m = N*H*W, channels innermost, as on the CPU.
+//
+// Per-channel sums (forward moments, backward sum(dy) and sum(dy * (x - mean))) run in two passes
+// without atomics, so results are reproducible run to run:
+//   1. bn_channel_partials: a 2-D grid of (channel tile of 32) x (row strip); a block of 32 x 8
+//      threads reads 32 consecutive channels of 8 rows at a time (coalesced for c >= 32), each
+//      thread accumulates in double, the 8 row lanes are summed in fixed order in shared memory,
+//      and the block writes one double partial per channel and strip.
+//   2. a finalize kernel, one warp per channel, sums the strips' partials in a fixed shuffle tree
+//      and turns them into the statistics (mean, invstd, running update) or the backward
+//      coefficients, with the same double expressions as batch_norm_impl<cpu>.
+// The strip count depends only on (m, c), never on the device. The element-wise kernels
+// (normalize, dx) use _rn intrinsics so that nvcc does not contract them into FMAs: they round
+// like the CPU's step-by-step expressions.
+#include <algorithm>
+#include <type_traits>
+
+#include "arcnet/core/cuda.hpp"
+#include "arcnet/core/tensor.hpp"
+
+namespace arcnet::ops {
+
+namespace cuda_kernels {
+
+inline constexpr int bn_tile_channels = 32;  // threads along channels in bn_channel_partials
+inline constexpr int bn_tile_rows = 8;       // threads along rows in bn_channel_partials
+
+// Uncontracted arithmetic (no FMA), the rounding of the CPU's plain expressions.
+__device__ inline float bn_mul(float a, float b) { return __fmul_rn(a, b); }
+__device__ inline double bn_mul(double a, double b) { return __dmul_rn(a, b); }
+__device__ inline float bn_add(float a, float b) { return __fadd_rn(a, b); }
+__device__ inline double bn_add(double a, double b) { return __dadd_rn(a, b); }
+__device__ inline float bn_sub(float a, float b) { return __fsub_rn(a, b); }
+__device__ inline double bn_sub(double a, double b) { return __dsub_rn(a, b); }
+
+/// Pass 1. Block (blockIdx.x, blockIdx.y) covers channels [32 bx, 32 bx + 32) and rows
+/// [m s / strips, m (s + 1) / strips) with s = by (the CPU's block split). Writes
+/// part[(2 s) c + j] = sum of the first quantity, part[(2 s + 1) c + j] = sum of the second:
+///   Grad = false: d = x - x[row 0] (shifted moments): d and d * d;
+///   Grad = true:  dy and dy * (x - mean), (x - mean) rounded to T as on the CPU.
+template <class T, bool Grad>
+__global__ void bn_channel_partials(T const* __restrict__ x, T const* __restrict__ dy, T const* __restrict__ mean,
+                                    index_t m, index_t c, index_t strips, double* __restrict__ part) {
+  __shared__ double s1[bn_tile_rows][bn_tile_channels];
+  __shared__ double s2[bn_tile_rows][bn_tile_channels];
+  index_t const j = index_t(blockIdx.x) * bn_tile_channels + threadIdx.x;
+  index_t const s = blockIdx.y;
+  index_t const begin = m * s / strips, end = m * (s + 1) / strips;
+  double a1 = 0, a2 = 0;
+  if (j < c) {
+    if constexpr (Grad) {
+      T const mu = mean[j];
+      for (index_t r = begin + threadIdx.y; r < end; r += bn_tile_rows) {
+        index_t const i = r * c + j;
+        double const g = static_cast<double>(dy[i]);
+        a1 += g;
+        a2 += g * static_cast<double>(bn_sub(x[i], mu));
+      }
+    } else {
+      double const shift = m > 0 ? static_cast<double>(x[j]) : 0.0;
+      for (index_t r = begin + threadIdx.y; r < end; r += bn_tile_rows) {
+        double const d = static_cast<double>(x[r * c + j]) - shift;
+        a1 += d;
+        a2 += d * d;
+      }
+    }
+  }
+  s1[threadIdx.y][threadIdx.x] = a1;
+  s2[threadIdx.y][threadIdx.x] = a2;
+  __syncthreads();
+  if (threadIdx.y == 0 && j < c) {
+    double t1 = 0, t2 = 0;
+    for (int k = 0; k < bn_tile_rows; ++k) {
+      t1 += s1[k][threadIdx.x];
+      t2 += s2[k][threadIdx.x];
+    }
+    part[(2 * s) * c + j] = t1;
+    part[(2 * s + 1) * c + j] = t2;
+  }
+}
+
+/// Sums of the strips' partials of channel j in a fixed order (lane-strided, then a shuffle
+/// tree); the full totals land in lane 0. Every lane of the warp must call it.
+__device__ inline void bn_warp_channel_total(double const* __restrict__ part, index_t c, index_t strips, index_t j,
+                                             int lane, double& t1, double& t2) {
+  t1 = 0;
+  t2 = 0;
+  for (index_t s = lane; s < strips; s += 32) {
+    t1 += part[(2 * s) * c + j];
+    t2 += part[(2 * s + 1) * c + j];
+  }
+  for (int off = 16; off > 0; off >>= 1) {
+    t1 += __shfl_down_sync(0xffffffffu, t1, off);
+    t2 += __shfl_down_sync(0xffffffffu, t2, off);
+  }
+}
+
+/// Pass 2 of batch_statistics: one warp per channel. mean = shift + s1 / m,
+/// invstd = 1 / sqrt(max(s2 / m - (s1 / m)^2, 0) + eps); running statistics (may be null) get
+/// (1 - momentum) old + momentum new, the variance unbiased (only when m > 1).
+template <class T>
+__global__ void bn_statistics_finalize(T const* __restrict__ x, double const* __restrict__ part, index_t m, index_t c,
+                                       index_t strips, double eps, double momentum, T* __restrict__ mean,
+                                       T* __restrict__ invstd, T* running_mean, T* running_var) {
+  int const lane = threadIdx.x % 32;
+  index_t const warps = index_t(gridDim.x) * (blockDim.x / 32);
+  for (index_t j = (index_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32; j < c; j += warps) {
+    double t1, t2;
+    bn_warp_channel_total(part, c, strips, j, lane, t1, t2);
+    if (lane == 0) {
+      double const shift = m > 0 ? static_cast<double>(x[j]) : 0.0;
+      double const ms = m > 0 ? t1 / static_cast<double>(m) : 0.0;
+      // std::max(s2 / m - ms^2, 0.0) as the CPU rounds it (no FMA; a NaN stays NaN)
+      double const raw = m > 0 ? __dsub_rn(t2 / static_cast<double>(m), __dmul_rn(ms, ms)) : 0.0;
+      double const var = raw < 0.0 ? 0.0 : raw;
+      double const mj = shift + ms;
+      mean[j] = static_cast<T>(mj);
+      invstd[j] = static_cast<T>(1.0 / ::sqrt(var + eps));
+      if (running_mean)
+        running_mean[j] = static_cast<T>(
+            __dadd_rn(__dmul_rn(1 - momentum, static_cast<double>(running_mean[j])), __dmul_rn(momentum, mj)));
+      if (running_var && m > 1) {
+        double const unbiased = var * static_cast<double>(m) / static_cast<double>(m - 1);
+        running_var[j] = static_cast<T>(
+            __dadd_rn(__dmul_rn(1 - momentum, static_cast<double>(running_var[j])), __dmul_rn(momentum, unbiased)));
+      }
+    }
+  }
+}
+
+/// mean = running_mean, invstd = 1 / sqrt(running_var + eps), per channel.
+template <class T>
+__global__ void bn_running_statistics(T const* __restrict__ running_mean, T const* __restrict__ running_var,
+                                      index_t c, double eps, T* __restrict__ mean, T* __restrict__ invstd) {
+  for (index_t j = blockIdx.x * index_t(blockDim.x) + threadIdx.x; j < c; j += index_t(gridDim.x) * blockDim.x) {
+    mean[j] = running_mean[j];
+    invstd[j] = static_cast<T>(1.0 / ::sqrt(static_cast<double>(running_var[j]) + eps));
+  }
+}
+
+/// y = (x - mean) * (invstd * weight) + bias element-wise; weight, bias may be null. x and y may
+/// alias (each element is read, then written, by one thread).
+template <class T>
+__global__ void bn_normalize(T const* x, index_t n, index_t c, T const* __restrict__ mean, T const* __restrict__ invstd,
+                             T const* __restrict__ weight, T const* __restrict__ bias, T* y) {
+  for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < n; i += index_t(gridDim.x) * blockDim.x) {
+    index_t const j = i % c;
+    T const scale = bn_mul(invstd[j], weight ? weight[j] : T(1));
+    T const offset = bias ? bias[j] : T(0);
+    y[i] = bn_add(bn_mul(bn_sub(x[i], mean[j]), scale), offset);
+  }
+}
+
+/// Pass 2 of backward: one warp per channel. With sums (part != null): dweight += s2 * invstd,
+/// dbias += s1 (each may be null). With coef (may be null): coef[j] = k, coef[c + j] = a,
+/// coef[2c + j] = b, where dx = k dy - a - b (x - mean) (a = b = 0 without batch statistics).
+template <class T>
+__global__ void bn_backward_finalize(double const* __restrict__ part, index_t m, index_t c, index_t strips,
+                                     T const* __restrict__ invstd, T const* __restrict__ weight, bool batch_stats,
+                                     T* dweight, T* dbias, T* __restrict__ coef) {
+  int const lane = threadIdx.x % 32;
+  index_t const warps = index_t(gridDim.x) * (blockDim.x / 32);
+  for (index_t j = (index_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32; j < c; j += warps) {
+    double sum_dy = 0, sum_dy_xmu = 0;
+    if (part) bn_warp_channel_total(part, c, strips, j, lane, sum_dy, sum_dy_xmu);
+    if (lane == 0 && part) {
+      if (dweight) dweight[j] += static_cast<T>(sum_dy_xmu * static_cast<double>(invstd[j]));
+      if (dbias) dbias[j] += static_cast<T>(sum_dy);
+    }
+    if (lane == 0 && coef) {
+      double const is = static_cast<double>(invstd[j]);
+      double const kj = is * (weight ? static_cast<double>(weight[j]) : 1.0);
+      T a = T(0), b = T(0);
+      if (batch_stats && m > 0) {
+        a = static_cast<T>(kj * sum_dy / static_cast<double>(m));
+        b = static_cast<T>(kj * is * is * sum_dy_xmu / static_cast<double>(m));
+      }
+      coef[j] = static_cast<T>(kj);
+      coef[c + j] = a;
+      coef[2 * c + j] = b;
+    }
+  }
+}
+
+/// dx += k dy - a - b (x - mean) element-wise, coef = [k (c), a (c), b (c)]. dx may alias x or dy.
+template <class T>
+__global__ void bn_backward_dx(T const* x, T const* dy, index_t n, index_t c, T const* __restrict__ mean,
+                               T const* __restrict__ coef, T* dx) {
+  for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < n; i += index_t(gridDim.x) * blockDim.x) {
+    index_t const j = i % c;
+    T const v = bn_sub(bn_sub(bn_mul(coef[j], dy[i]), coef[c + j]), bn_mul(coef[2 * c + j], bn_sub(x[i], mean[j])));
+    dx[i] = bn_add(dx[i], v);
+  }
+}
+
+}  // namespace cuda_kernels
+
+template <>
+struct batch_norm_impl<cuda> {
+  /// Upper bound on the blocks of pass 1 (about 8 resident blocks per SM on an H200); fixed,
+  /// so that the summation order does not depend on the device.
+  static constexpr index_t target_blocks = 1024;
+  /// Fewest rows per strip worth a block (8 rows per thread lane).
+  static constexpr index_t min_strip_rows = 64;
+
+  /// Row strips of pass 1 for an (m, c) reduction.
+  static index_t strip_count(index_t m, index_t c) {
+    index_t const tiles = (c + cuda_kernels::bn_tile_channels - 1) / cuda_kernels::bn_tile_channels;
+    index_t const by_rows = (m + min_strip_rows - 1) / min_strip_rows;
+    index_t const by_blocks = std::max<index_t>(1, target_blocks / std::max<index_t>(tiles, 1));
+    return std::max<index_t>(1, std::min(by_rows, by_blocks));
+  }
+
+  /// Pass 1 into a fresh buffer of 2 * strips * c doubles (every entry is written).
+  template <class T, bool Grad>
+  static tensor<double, cuda> channel_partials(T const* x, T const* dy, T const* mean, index_t m, index_t c,
+                                               index_t strips) {
+    auto part = tensor<double, cuda>::uninitialized(shape{2 * strips * c});
+    dim3 const grid(static_cast<unsigned>((c + cuda_kernels::bn_tile_channels - 1) / cuda_kernels::bn_tile_channels),
+                    static_cast<unsigned>(strips));
+    dim3 const block(cuda_kernels::bn_tile_channels, cuda_kernels::bn_tile_rows);
+    cuda_kernels::bn_channel_partials<T, Grad><<<grid, block, 0, gpu::stream()>>>(x, dy, mean, m, c, strips,
+                                                                                  part.data());
+    ARCNET_CUDA_LAUNCH_CHECK("bn_channel_partials");
+    return part;
+  }
+
+  /// Blocks of a one-warp-per-channel kernel.
+  static unsigned warp_blocks(index_t c) { return gpu::blocks_for(c * 32); }
+
+  /// Batch mean and invstd = 1 / sqrt(biased var + eps) of x (m, c); updates the running
+  /// statistics (unbiased variance) when they are given. As batch_norm_impl<cpu>.
+  template <class T>
+  static void batch_statistics(tensor<T, cuda> const& x, index_t m, index_t c, double eps, tensor<T, cuda>& mean,
+                               tensor<T, cuda>& invstd, tensor<T, cuda>* running_mean, tensor<T, cuda>* running_var,
+                               double momentum) {
+    if (c <= 0) return;
+    index_t const strips = strip_count(m, c);
+    auto part = channel_partials<T, false>(x.data(), nullptr, nullptr, m, c, strips);
+    cuda_kernels::bn_statistics_finalize<T><<<warp_blocks(c), gpu::block_threads, 0, gpu::stream()>>>(
+        x.data(), part.data(), m, c, strips, eps, momentum, mean.data(), invstd.data(),
+        running_mean ? running_mean->data() : nullptr, running_var ? running_var->data() : nullptr);
+    ARCNET_CUDA_LAUNCH_CHECK("bn_statistics_finalize");
+  }
+
+  /// mean = running_mean, invstd = 1 / sqrt(running_var + eps).
+  template <class T>
+  static void running_statistics(tensor<T, cuda> const& running_mean, tensor<T, cuda> const& running_var, double eps,
+                                 tensor<T, cuda>& mean, tensor<T, cuda>& invstd) {
+    index_t const c = mean.numel();
+    if (c <= 0) return;
+    cuda_kernels::bn_running_statistics<T><<<gpu::blocks_for(c), gpu::block_threads, 0, gpu::stream()>>>(
+        running_mean.data(), running_var.data(), c, eps, mean.data(), invstd.data());
+    ARCNET_CUDA_LAUNCH_CHECK("bn_running_statistics");
+  }
+
+  /// y = (x - mean) * invstd * weight + bias; weight, bias may be undefined.
+  template <class T>
+  static void normalize(tensor<T, cuda> const& x, index_t m, index_t c, tensor<T, cuda> const& mean,
+                        tensor<T, cuda> const& invstd, tensor<T, cuda> const& weight, tensor<T, cuda> const& bias,
+                        tensor<T, cuda>& y) {
+    index_t const n = m * c;
+    if (n <= 0) return;
+    cuda_kernels::bn_normalize<T><<<gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream()>>>(
+        x.data(), n, c, mean.data(), invstd.data(), weight.defined() ? weight.data() : nullptr,
+        bias.defined() ? bias.data() : nullptr, y.data());
+    ARCNET_CUDA_LAUNCH_CHECK("bn_normalize");
+  }
+
+  /// Accumulates dx, dweight, dbias (each may be null). With batch statistics
+  /// dx = weight * invstd * (dy - sum(dy) / M - xhat * sum(dy * xhat) / M); otherwise
+  /// dx = weight * invstd * dy. As batch_norm_impl<cpu>.
+  template <class T>
+  static void backward(tensor<T, cuda> const& x, tensor<T, cuda> const& dy, index_t m, index_t c,
+                       tensor<T, cuda> const& mean, tensor<T, cuda> const& invstd, tensor<T, cuda> const& weight,
+                       bool batch_stats, tensor<T, cuda>* dx, tensor<T, cuda>* dweight, tensor<T, cuda>* dbias) {
+    if (c <= 0) return;
+    bool const need_sums = dweight || dbias || (dx && batch_stats);
+    if (!need_sums && !dx) return;
+    index_t const strips = strip_count(m, c);
+    tensor<double, cuda> part;
+    if (need_sums) part = channel_partials<T, true>(x.data(), dy.data(), mean.data(), m, c, strips);
+    tensor<T, cuda> coef;
+    if (dx) coef = tensor<T, cuda>::uninitialized(shape{3 * c});
+    cuda_kernels::bn_backward_finalize<T><<<warp_blocks(c), gpu::block_threads, 0, gpu::stream()>>>(
+        need_sums ? part.data() : nullptr, m, c, strips, invstd.data(), weight.defined() ? weight.data() : nullptr,
+        batch_stats, dweight ? dweight->data() : nullptr, dbias ? dbias->data() : nullptr,
+        dx ? coef.data() : nullptr);
+    ARCNET_CUDA_LAUNCH_CHECK("bn_backward_finalize");
+    if (!dx) return;
+    index_t const n = m * c;
+    if (n <= 0) return;
+    cuda_kernels::bn_backward_dx<T><<<gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream()>>>(
+        x.data(), dy.data(), n, c, mean.data(), coef.data(), dx->data());
+    ARCNET_CUDA_LAUNCH_CHECK("bn_backward_dx");
+  }
+};
+
+}  // namespace arcnet::ops
