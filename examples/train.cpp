@@ -11,6 +11,12 @@
 #include <arcnet/engine/distributed.hpp>
 #include <arcnet/engine/trainer.hpp>
 
+#if defined(ARCNET_TRAIN_CUDA)
+namespace arcnet::engine {
+train_result train_on_cuda(train_options const& o, distributed::communicator* comm);  // train_cuda.cu (nvcc)
+}
+#endif
+
 int main(int argc, char** argv) {
 #if defined(SIGXFSZ)
   // Past a file-size limit (ulimit -f) a write then fails with EFBIG, which the checkpoint writer
@@ -33,7 +39,12 @@ int main(int argc, char** argv) {
     arcnet::engine::train_options options;
     if (!arcnet::engine::parse_train_options(argc, argv, options)) return 0;  // --help
     world = arcnet::engine::make_communicator(options.dist);
-    auto r = arcnet::engine::train(options, world.get());
+#if defined(ARCNET_TRAIN_CUDA)
+    auto r = options.device == "cuda" ? arcnet::engine::train_on_cuda(options, world.get())
+                                      : arcnet::engine::train(options, world.get());
+#else
+    auto r = arcnet::engine::train(options, world.get());  // refuses --device cuda, saying why
+#endif
     if (world->rank() == 0) {
       std::printf("arcnet-train: done in %s; ", arcnet::engine::format_duration(r.seconds).c_str());
       if (r.progress.best_recall_at_1 >= 0)

@@ -192,7 +192,7 @@ inline void add_run(po::options_description& d, train_options& o) {
   d.add_options()
       ("epochs", po::value(&o.epochs)->default_value(o.epochs), "training epochs")
       ("device", po::value(&o.device)->default_value(o.device), "cpu | cuda")
-      ("precision", po::value(&o.precision)->default_value(o.precision), "fp32 | bf16 (cuda)")
+      ("precision", po::value(&o.precision)->default_value(o.precision), "fp32 | tf32 | bf16 (cuda: the operand precision of convolutions and GEMMs)")
       ("seed", po::value(&o.seed)->default_value(o.seed), "seed of initialisation, sample order, augmentation")
       ("work-dir", po::value(&o.work_dir)->default_value(o.work_dir), "checkpoints, logs and plots go here")
       ("load-from", po::value(&o.load_from)->default_value(o.load_from),
@@ -206,9 +206,8 @@ inline void add_run(po::options_description& d, train_options& o) {
 /// Reaches the placeholder values of a Program_options error (a protected member): a pointer
 /// to member formed through a derived class, the standard's way to name it without a cast.
 struct po_error_access : po::error_with_option_name {
-  static std::map<std::string, std::string> po::error_with_option_name::*substitutions() {
-    return &po_error_access::m_substitutions;
-  }
+  using member = std::map<std::string, std::string> po::error_with_option_name::*;
+  static member substitutions() { return &po_error_access::m_substitutions; }
 };
 
 /// e.what(), safe on any input. Program_options fills a message by replacing "%value%" (and
@@ -346,7 +345,7 @@ inline void validate(train_options const& o) {
   if (o.eval.interval < -1) detail::raise<config_error>("eval.interval: expected >= -1, got ", o.eval.interval);
   positive("epochs", o.epochs);
   choice("device", o.device, {"cpu", "cuda"});
-  choice("precision", o.precision, {"fp32", "bf16", "fp16"});
+  choice("precision", o.precision, {"fp32", "tf32", "bf16"});
   if (o.work_dir.empty()) detail::raise<config_error>("work-dir: not set (checkpoints and logs go there)");
   if (o.keep_last < 0) detail::raise<config_error>("keep-last: expected >= 0, got ", o.keep_last);
   positive("log-interval", o.log_interval);

@@ -41,7 +41,9 @@
 #include <string>
 #include <thread>
 
+#include "arcnet/core/precision.hpp"
 #include "arcnet/core/threads.hpp"
+#include "arcnet/distributed/nccl.hpp"
 #include "arcnet/distributed/partial_fc.hpp"
 #include "arcnet/distributed/sync_batch_norm.hpp"
 #include "arcnet/engine/distributed.hpp"
@@ -115,28 +117,40 @@ struct gradient_summary {
   std::string nonfinite;
 };
 
-/// Sums the squared gradients of every parameter in double: a float squared cannot overflow a
-/// double, so the sum is finite exactly when every element is. One pass over the gradients.
+/// Sums the squared gradients of every parameter in double (ops::sum_of_squares): a float
+/// squared cannot overflow a double, so a sum is finite exactly when every element is. One pass
+/// over the gradients on their device, one read of the per-parameter sums.
 template <class D>
 gradient_summary summarize_gradients(any_retriever<float, D>& model) {
-  gradient_summary r;
-  double total = 0;
+  std::vector<std::string> names;
+  std::vector<tensor<float, D>> grads;
   model.for_each_parameter([&](std::string const& name, variable<float, D>& p, nn::param_layout) {
     if (!p.grad().defined()) return;
-    tensor<float, cpu> g;  // (a CUDA backend would reduce on the device instead of copying)
-    if constexpr (std::is_same_v<D, cpu>) g = p.grad();
-    else g = p.grad().template to<cpu>();
-    float const* x = g.data();
-    double s = 0;
-    for (index_t i = 0, n = g.numel(); i < n; ++i) s += static_cast<double>(x[i]) * static_cast<double>(x[i]);
-    if (!std::isfinite(s) && r.nonfinite.empty()) r.nonfinite = name;
-    total += s;
+    names.push_back(name);
+    grads.push_back(p.grad());
   });
+  gradient_summary r;
+  if (grads.empty()) return r;
+  auto sums = tensor<double, D>::uninitialized(shape{index_t(grads.size())});
+  for (std::size_t k = 0; k < grads.size(); ++k) ops::sum_of_squares(grads[k], sums.data() + k);
+  auto const host = sums.template to<cpu>();
+  double total = 0;
+  for (std::size_t k = 0; k < grads.size(); ++k) {
+    double const s = host[index_t(k)];
+    if (!std::isfinite(s) && r.nonfinite.empty()) r.nonfinite = names[k];
+    total += s;
+  }
   r.norm = std::sqrt(total);
   return r;
 }
 
 namespace detail_trainer {
+/// Whether this translation unit can all-reduce CUDA gradients (NCCL, nvcc).
+#if defined(ARCNET_WITH_NCCL) && defined(__CUDACC__)
+inline constexpr bool nccl_built = true;
+#else
+inline constexpr bool nccl_built = false;
+#endif
 /// The iterations listed in the environment variable `name` ("8,13"): a test hook, empty when unset.
 inline std::set<std::int64_t> poisoned_iterations(char const* name) {
   std::set<std::int64_t> at;
@@ -278,10 +292,40 @@ train_result train(train_options const& o, distributed::communicator* comm = nul
   using clock = std::chrono::steady_clock;
   auto const t_start = clock::now();
   validate(o);
-  if (o.device != "cpu" || !std::is_same_v<D, cpu>)
-    detail::raise<config_error>("device: '", o.device, "' is not available in arcnet-train yet (the CUDA backend is "
-                                "not finished); use --device cpu");
-  if (o.precision != "fp32") detail::raise<config_error>("precision: '", o.precision, "' needs --device cuda; the CPU trains in fp32");
+  if constexpr (std::is_same_v<D, cpu>) {
+    if (o.device != "cpu")
+      detail::raise<config_error>("device: '", o.device, "' needs a program built with the CUDA backend (nvcc found "
+                                  "when it was built); this one runs on the CPU only: use --device cpu");
+    if (o.precision != "fp32")
+      detail::raise<config_error>("precision: '", o.precision, "' needs --device cuda; the CPU trains in fp32");
+  } else {
+    if (o.device != D::name)
+      detail::raise<config_error>("device: train<", D::name, "> was asked to train on '", o.device, "'");
+    if (comm && comm->size() > 1) {
+#if defined(ARCNET_WITH_NCCL) && defined(__CUDACC__)
+      if (o.dist.sync_bn)
+        detail::raise<config_error>("dist.sync-bn: synchronised batch norm runs on the CPU only so far; drop it to train "
+                                    "on '", o.device, "' with ", comm->size(), " ranks");
+      distributed::use_local_device(*comm);  // one GPU per rank on each machine, before any CUDA tensor exists
+#else
+      detail::raise<config_error>("device: data-parallel training on '", o.device, "' (", comm->size(),
+                                  " ranks) all-reduces gradients with NCCL, and this program was built without it "
+                                  "(NCCL and MPI found when it was built); run one process, or use --device cpu");
+#endif
+    }
+#if defined(__CUDACC__)
+    if (auto const why = cuda_device_problem(); !why.empty())
+      detail::raise<device_error>("device: '", o.device, "': no usable CUDA device on this machine (", why, ")");
+#endif
+    precision::set_matmul(precision::parse(o.precision));
+    // Partial FC exists for CPU tensors only so far; the code that uses it below is compiled
+    // for the CPU alone (`if constexpr (on_cpu)`).
+    if (o.head.partial_fc)
+      detail::raise<config_error>("head.partial-fc: Partial FC runs on the CPU only so far; drop it or use --device cpu");
+  }
+  constexpr bool on_cpu = std::is_same_v<D, cpu>;
+  // The gradient all-reduce: MPI on the CPU, NCCL on the GPU (when built with it).
+  constexpr bool can_reduce = on_cpu || detail_trainer::nccl_built;
   if (o.threads > 0) set_num_threads(o.threads);
   distributed::single_process alone;
   distributed::communicator& world = comm ? *comm : alone;
@@ -318,15 +362,17 @@ train_result train(train_options const& o, distributed::communicator* comm = nul
   double const lr = o.optim.auto_scale_lr ? optim::auto_scale_lr(o.optim.lr, o.optim.base_batch_size, global_batch)
                                           : o.optim.lr;
   // Partial FC: this rank's shard of the class centers replaces the head's weight in training.
-  std::unique_ptr<detail_trainer::sharded_head<D>> sharded;
+  std::unique_ptr<detail_trainer::sharded_head<cpu>> sharded;  // (CPU only, see above)
   std::string const head_weight = "head.norm_product.weight";
-  if (o.head.partial_fc) {
-    auto h = spec.head;
-    h.in_features = model->embedding_dim();
-    sharded = std::make_unique<detail_trainer::sharded_head<D>>(world, h, o.head.sample_rate, o.seed);
+  auto params = averaged_parameters(*model, o.head.partial_fc ? head_weight : std::string());
+  if constexpr (on_cpu) {
+    if (o.head.partial_fc) {
+      auto h = spec.head;
+      h.in_features = model->embedding_dim();
+      sharded = std::make_unique<detail_trainer::sharded_head<cpu>>(world, h, o.head.sample_rate, o.seed);
+      params.emplace_back(head_weight, sharded->weight());
+    }
   }
-  auto params = averaged_parameters(*model, sharded ? head_weight : std::string());
-  if (sharded) params.emplace_back(head_weight, sharded->weight());
   auto opt = make_optimizer(o.optim, params, lr);
   auto warmup = static_cast<std::int64_t>(std::llround(o.optim.warmup_epochs * iters_per_epoch));
   optim::lr_schedule sched(optim::lr_schedule_options()
@@ -352,7 +398,8 @@ train_result train(train_options const& o, distributed::communicator* comm = nul
       detail::raise<config_error>("resume: '", latest, "' holds the model ", saved.to_json().dump(),
                                   " but the options describe ", spec.to_json().dump());
     io::load_state_dict(*model, c.model, true);
-    opt->load_state(sharded ? sharded->local_state(c.optimizer, head_weight) : c.optimizer);
+    if constexpr (on_cpu) opt->load_state(sharded ? sharded->local_state(c.optimizer, head_weight) : c.optimizer);
+    else opt->load_state(c.optimizer);
     p = progress_of(c, latest);
     notes.push_back(detail::concat("resumed from ", latest, " after epoch ", p.epoch));
   } else if (fs::exists(latest)) {
@@ -360,7 +407,8 @@ train_result train(train_options const& o, distributed::communicator* comm = nul
                             "--resume to continue it, or choose another --work-dir");
   }
   broadcast_state(world, *model);  // every rank starts from rank 0's weights
-  if (sharded) sharded->from_model(*model, p.iteration);
+  if constexpr (on_cpu)
+    if (sharded) sharded->from_model(*model, p.iteration);
   jsonl_log log;
   if (lead) {
     std::error_code ec;
@@ -404,6 +452,7 @@ train_result train(train_options const& o, distributed::communicator* comm = nul
   lo.skip_bad = o.data.skip_bad;
   lo.rank = world.rank();
   lo.world_size = ranks;
+  lo.pin_memory = !on_cpu;  // page-locked batches: the copy to the GPU is queued without a wait
   auto loader = s.train.loader(train_tf, lo);
   bool const tty = progress_line::stdout_is_terminal();
   int const eval_batch = o.eval.batch_size > 0 ? o.eval.batch_size : o.data.batch_size;
@@ -413,11 +462,13 @@ train_result train(train_options const& o, distributed::communicator* comm = nul
   auto const kill_at = detail_trainer::rank_fault("ARCNET_TEST_KILL_RANK_AT");
   auto const stall_at = detail_trainer::rank_fault("ARCNET_TEST_STALL_RANK_AT");
   std::vector<tensor<float, D>> saved_buffers;  // with skip_nonfinite: the buffers before the step
-  std::unique_ptr<distributed::gradient_reducer<D>> reducer;
-  if (ranks > 1) {
-    distributed::reducer_options ro;
-    ro.bucket_bytes = static_cast<std::size_t>(o.dist.bucket_mb * (1 << 20));
-    reducer = std::make_unique<distributed::gradient_reducer<D>>(world, averaged_parameters(*model, sharded ? head_weight : ""), ro);
+  std::unique_ptr<distributed::gradient_reducer<std::conditional_t<can_reduce, D, cpu>>> reducer;
+  if constexpr (can_reduce) {
+    if (ranks > 1) {
+      distributed::reducer_options ro;
+      ro.bucket_bytes = static_cast<std::size_t>(o.dist.bucket_mb * (1 << 20));
+      reducer = std::make_unique<distributed::gradient_reducer<D>>(world, averaged_parameters(*model, sharded ? head_weight : ""), ro);
+    }
   }
 
   for (int epoch = p.epoch; epoch < o.epochs; ++epoch) {
@@ -443,8 +494,11 @@ train_result train(train_options const& o, distributed::communicator* comm = nul
       {
         std::optional<distributed::sync_batch_norm_scope> sync;
         if (o.dist.sync_bn && ranks > 1) sync.emplace(world);
-        variable<float, D> images_v(b.images.template to<D>());
-        loss = sharded ? sharded->loss(model->features(images_v), b.labels) : model->loss(images_v, b.labels);
+        variable<float, D> images_v(to_device_async<D>(b.images));
+        if constexpr (on_cpu)
+          loss = sharded ? sharded->loss(model->features(images_v), b.labels) : model->loss(images_v, b.labels);
+        else
+          loss = model->loss(images_v, b.labels);
       }
       double value = loss.value().template to<cpu>().item();
       if (poisoned_loss.count(p.iteration + 1)) value = std::numeric_limits<double>::quiet_NaN();
@@ -457,12 +511,16 @@ train_result train(train_options const& o, distributed::communicator* comm = nul
       if (!std::isfinite(value)) {
         nonfinite = detail::concat("the loss is ", std::isnan(value) ? "nan" : value > 0 ? "inf" : "-inf");
       } else {
-        if (reducer) {
-          {
-            auto overlap = reducer->observe();  // buckets start as their gradients become final
+        if constexpr (can_reduce) {
+          if (reducer) {
+            {
+              auto overlap = reducer->observe();  // buckets start as their gradients become final
+              loss.backward();
+            }
+            reducer->finish();
+          } else {
             loss.backward();
           }
-          reducer->finish();
         } else {
           loss.backward();
         }
@@ -520,7 +578,8 @@ train_result train(train_options const& o, distributed::communicator* comm = nul
                   loader->bad_samples().front().message.c_str());
     p.epoch = epoch + 1;
     average_buffers(world, *model);  // SyncBuffersHook: the same running statistics everywhere
-    if (sharded) sharded->to_model(*model);  // the whole head, for evaluation and the checkpoint
+    if constexpr (on_cpu)
+      if (sharded) sharded->to_model(*model);  // the whole head, for evaluation and the checkpoint
 
     bool const last = p.epoch == o.epochs;
     if ((o.eval.interval > 0 && p.epoch % o.eval.interval == 0) || (last && validates)) {
