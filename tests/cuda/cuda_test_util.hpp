@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 #include <arcnet/core/random.hpp>
 #include <arcnet/core/tensor.hpp>
@@ -29,6 +30,14 @@ tensor<T, cpu> random_tensor(shape s, std::uint64_t seed, double lo = -1.0, doub
   generator g(seed);
   auto t = tensor<T, cpu>::uninitialized(std::move(s));
   g.fill_uniform(t, lo, hi);
+  return t;
+}
+
+/// n class labels drawn uniformly from [0, c), reproducible from the seed.
+inline std::vector<std::int64_t> random_targets(index_t n, index_t c, std::uint64_t seed) {
+  generator g(seed);
+  std::vector<std::int64_t> t;
+  for (index_t i = 0; i < n; ++i) t.push_back(static_cast<std::int64_t>(g.below(static_cast<std::uint64_t>(c))));
   return t;
 }
 

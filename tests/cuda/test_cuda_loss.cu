@@ -12,12 +12,7 @@ using namespace arcnet;
 
 namespace cuda_loss_test {
 
-std::vector<std::int64_t> random_targets(index_t n, index_t c, std::uint64_t seed) {
-  generator g(seed);
-  std::vector<std::int64_t> t;
-  for (index_t i = 0; i < n; ++i) t.push_back(static_cast<std::int64_t>(g.below(static_cast<std::uint64_t>(c))));
-  return t;
-}
+using cuda_testing::random_targets;
 
 /// Backward of log-softmax in float: dx = dy - exp(y) sum(dy) subtracts O(1) terms, and y (a
 /// log-probability near -10, float ulp ~1e-6) comes back through exp with that relative error, so

@@ -37,12 +37,7 @@ std::vector<double> class_margins(margin_case const& mc, index_t c, std::uint64_
   return m;
 }
 
-std::vector<std::int64_t> random_targets(index_t n, index_t c, std::uint64_t seed) {
-  generator g(seed);
-  std::vector<std::int64_t> t;
-  for (index_t i = 0; i < n; ++i) t.push_back(static_cast<std::int64_t>(g.below(static_cast<std::uint64_t>(c))));
-  return t;
-}
+using cuda_testing::random_targets;
 
 /// Target cosines where the formulas switch or the slope is guarded, for a target class of
 /// margin m: +-1, the representable cosines next to +-1, a rounding error outside [-1, 1], the

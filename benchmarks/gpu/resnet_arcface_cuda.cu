@@ -1,0 +1,32 @@
+// ResNet-50 + ArcFace on the CUDA device (benchmarks/models/resnet_arcface_bench.hpp: the same
+// work the CPU benchmark times), images per second for inference and training under a precision
+// mode. benchmarks/gpu/run_all.sh runs it beside PyTorch on the same GPU.
+//   arcnet_bench_resnet_arcface_cuda SIZE BATCH [ITERS] [fp32|tf32|bf16]
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "../models/resnet_arcface_bench.hpp"
+
+int main(int argc, char** argv) try {
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: %s SIZE BATCH [ITERS] [fp32|tf32|bf16]\n", argv[0]);
+    return 2;
+  }
+  if (!arcnet::cuda_device_available()) {
+    std::fprintf(stderr, "%s: no CUDA device\n", argv[0]);
+    return 77;
+  }
+  auto mode = arcnet::precision::parse(argc > 4 ? argv[4] : "fp32");
+  arcnet::precision::set_matmul(mode);
+  std::string extra = std::string(" precision=") + arcnet::precision::name(mode);
+  int rc = arcnet::bench::resnet_arcface_main<arcnet::cuda>(std::atoi(argv[1]), std::atoi(argv[2]),
+                                                            argc > 3 ? std::atoi(argv[3]) : 10, extra.c_str());
+  auto m = arcnet::gpu::memory_stats();
+  std::printf("arcnet memory peak_in_use_mb=%.1f cached_mb=%.1f device_mallocs=%zu reuses=%zu\n",
+              m.peak_in_use / 1048576.0, m.cached / 1048576.0, m.device_mallocs, m.reuses);
+  return rc;
+} catch (arcnet::error const& e) {
+  std::fprintf(stderr, "%s\n", e.what());
+  return 1;
+}
