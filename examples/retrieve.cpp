@@ -10,6 +10,8 @@
 #include <arcnet/core/threads.hpp>
 #include <arcnet/engine/gallery.hpp>
 #include <arcnet/engine/progress.hpp>
+
+#include "device_embedder.hpp"
 #if __has_include(<cairo.h>)
 #include <arcnet/viz/grid.hpp>
 #endif
@@ -24,7 +26,7 @@ int main(int argc, char** argv) {
     for (auto const& q : o.queries)
       if (!fs::is_regular_file(q)) detail::raise<io_error>("query: '", q, "' is not a file");
     engine::model_spec spec;
-    auto model = engine::load_model<cpu>(o.checkpoint, &spec);
+    auto model = engine::make_embedder(o.device, o.checkpoint, &spec);
     data::pipeline tf(o.test_pipeline);
     bool const from_file = fs::is_regular_file(o.prototype);
     engine::gallery g = from_file ? engine::load_gallery(o.prototype)
@@ -42,7 +44,7 @@ int main(int argc, char** argv) {
     }
     if (o.queries.empty()) return 0;
     auto q = engine::embed(*model, engine::files_as_set(o.queries, "queries"), tf, o.batch_size, o.workers);
-    auto found = metrics::search_topk(q, g.features, o.topk);
+    auto found = model->search_topk(q, g.features, o.topk, {});
 #if __has_include(<cairo.h>)
     viz::grid grid(128);
 #endif

@@ -16,6 +16,8 @@
 #include <arcnet/engine/progress.hpp>
 #include <arcnet/engine/train_state.hpp>
 #include <arcnet/io/detail/atomic_file.hpp>
+
+#include "device_embedder.hpp"
 #if __has_include(<cairo.h>)
 #include <arcnet/viz/grid.hpp>
 #endif
@@ -65,7 +67,7 @@ void show_examples(arcnet::engine::test_options const& o, arcnet::engine::splits
 /// Verification of --pairs (drawn first from the evaluation set with --make-pairs): prints the
 /// table and returns it as JSON.
 nlohmann::json verify(arcnet::engine::test_options const& o, arcnet::engine::splits const& s,
-                      arcnet::engine::any_retriever<float, arcnet::cpu>& model, int batch) {
+                      arcnet::engine::embedder& model, int batch) {
   using namespace arcnet;
   if (o.make_pairs > 0) {
     // Paths relative to data.root, as read_pairs resolves them, so the file moves with the data.
@@ -116,9 +118,9 @@ int main(int argc, char** argv) {
     if (o.threads > 0) arcnet::set_num_threads(o.threads);
     auto s = engine::open_splits(o.data, o.eval, false, true);
     engine::model_spec spec;
-    auto model = engine::load_model<cpu>(o.checkpoint, &spec);
-    std::printf("arcnet-test: %s (%d-d embeddings) from %s; %ld queries vs %s%ld\n", spec.arch.c_str(),
-                model->embedding_dim(), o.checkpoint.c_str(), static_cast<long>(s.query.size()),
+    auto model = engine::make_embedder(o.device, o.checkpoint, &spec);
+    std::printf("arcnet-test: %s (%d-d embeddings) from %s on %s; %ld queries vs %s%ld\n", spec.arch.c_str(),
+                model->embedding_dim(), o.checkpoint.c_str(), model->device(), static_cast<long>(s.query.size()),
                 s.leave_one_out ? "each other, " : "", static_cast<long>(s.gallery.size()));
     std::fflush(stdout);
     int const batch = o.eval.batch_size > 0 ? o.eval.batch_size : o.data.batch_size;

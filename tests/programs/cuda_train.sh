@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # arcnet-train --device cuda on a generated In-Shop tree. Two modes:
-#   no-device  (a machine without a usable GPU): --device cuda ends with one clear error line,
-#              exit 1, before anything is written; exits 77 (skipped) when a GPU is usable.
+#   no-device  (a machine without a usable GPU): arcnet-train --device cuda ends with one clear
+#              error line, exit 1, before anything is written, and so does arcnet-test; exits 77
+#              (skipped) when a GPU is usable.
 #   train      (a GPU machine): the tiny run on cuda reaches the CPU run's final loss (to 5%:
 #              float sums in another order) and Recall@1 >= 75; arcnet-test on the CPU reads
 #              the checkpoint the GPU wrote; a run stopped after epoch 2 and resumed ends with
 #              the same checkpoint, byte for byte, as the uninterrupted cuda run; --precision
-#              bf16 trains too. Exits 77 (skipped) without a usable GPU.
+#              bf16 trains too; arcnet-test --device cuda scores the checkpoint as the CPU does
+#              (Recall@1 within 1 point). Exits 77 (skipped) without a usable GPU.
 #   cuda_train.sh MODE PROGRAM_DIR MAKE_INSHOP SCRATCH_DIR CONFIG
 set -uo pipefail
 mode=$1 bin=$2 make_inshop=$3 scratch=$4 config=$5
@@ -32,6 +34,12 @@ if [[ $mode == no-device ]]; then
     { cat bad.err; fail "unclear error"; }
   [[ ! -e w ]] || fail "the work dir was created before the device check"
   echo "no device: $(cat bad.err)"
+  "$bin/arcnet-test" --config "$config" --data.root data --checkpoint nothing.safetensors --device cuda \
+    > bad.out 2> bad.err
+  rc=$?
+  [[ $rc -eq 1 && $(wc -l < bad.err) -eq 1 ]] || { cat bad.err; fail "arcnet-test --device cuda: exit $rc"; }
+  grep -q "^arcnet-test: error: arcnet: .*" bad.err || { cat bad.err; fail "arcnet-test: unclear error"; }
+  echo "no device: $(cat bad.err)"
   exit 0
 fi
 
@@ -51,6 +59,12 @@ awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" &&
 recall=$(sed -n 's/.*"recall@1": \([0-9.]*\).*/\1/p' metrics.json)
 echo "Recall@1 of the cuda-trained checkpoint (evaluated on the CPU): $recall"
 awk -v r="$recall" 'BEGIN { exit !(r >= 75) }' || fail "Recall@1 $recall < 75"
+"$bin/arcnet-test" --config "$config" --data.root data --checkpoint gpu/latest.safetensors --device cuda \
+  --out metrics_gpu.json > test_gpu.log 2>&1 || { cat test_gpu.log; fail "arcnet-test --device cuda"; }
+recall_gpu=$(sed -n 's/.*"recall@1": \([0-9.]*\).*/\1/p' metrics_gpu.json)
+echo "the same checkpoint evaluated on the GPU: Recall@1 $recall_gpu"
+awk -v a="$recall" -v b="$recall_gpu" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b != "" && d <= 1) }' ||
+  fail "Recall@1 on the GPU ($recall_gpu) differs from the CPU's ($recall) by more than 1 point"
 
 "${train[@]}" --device cuda --work-dir resumed --epochs 2 > part.log 2>&1 || { cat part.log; fail "cuda epochs 1-2"; }
 "${train[@]}" --device cuda --work-dir resumed --resume > resumed.log 2>&1 || { cat resumed.log; fail "cuda resume"; }

@@ -7,8 +7,12 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
+
+#include "arcnet/core/pinned.hpp"
 
 #include "arcnet/distributed/communicator.hpp"
 #include "arcnet/engine/datasets.hpp"
@@ -22,12 +26,55 @@ namespace arcnet::engine {
 /// Called while embedding: (images done, images in all).
 using progress_callback = std::function<void(index_t, index_t)>;
 
+/// A model's inference side behind one interface whose device is chosen at run time: a program
+/// compiled by g++ embeds on the GPU through an embedder made in a translation unit compiled by
+/// nvcc (examples/embedder_cuda.cu). embed(), evaluate(), pair_scores() and build_gallery() take
+/// an embedder or an any_retriever alike.
+class embedder {
+ public:
+  using device_type = cpu;  // what it takes and returns: host tensors
+  virtual ~embedder() = default;
+  /// L2-normalised embeddings (N, embedding_dim()) of host images (N, H, W, 3), on the host.
+  virtual tensor<float, cpu> extract_feat(tensor<float, cpu> const& images) = 0;
+  virtual void train(bool on) = 0;
+  virtual int embedding_dim() const = 0;
+  virtual char const* device() const = 0;
+  /// metrics::search_topk of host embeddings, run on this embedder's device.
+  virtual metrics::search_result<float> search_topk(tensor<float, cpu> const& queries,
+                                                    tensor<float, cpu> const& gallery, index_t k,
+                                                    metrics::search_options const& o) = 0;
+};
+
+/// An embedder over a model on device D: batches go to D (without a wait from pinned memory),
+/// embeddings come back to the host.
+template <class D>
+class device_embedder final : public embedder {
+ public:
+  explicit device_embedder(std::unique_ptr<any_retriever<float, D>> model) : model_(std::move(model)) {
+    ARCNET_ASSERT(model_);
+  }
+  tensor<float, cpu> extract_feat(tensor<float, cpu> const& images) override {
+    return model_->extract_feat(to_device_async<D>(images)).template to<cpu>();
+  }
+  void train(bool on) override { model_->train(on); }
+  int embedding_dim() const override { return model_->embedding_dim(); }
+  char const* device() const override { return D::name; }
+  metrics::search_result<float> search_topk(tensor<float, cpu> const& queries, tensor<float, cpu> const& gallery,
+                                            index_t k, metrics::search_options const& o) override {
+    return metrics::search_topk(queries.template to<D>(), gallery.template to<D>(), k, o);
+  }
+
+ private:
+  std::unique_ptr<any_retriever<float, D>> model_;
+};
+
 /// L2-normalised embeddings (N, d) of every image of `set`, in set order, on the host. With a
 /// communicator of several ranks, each embeds every size()-th image and the rows are gathered,
-/// so that every rank ends with all of them.
-template <class D>
-tensor<float, cpu> embed(any_retriever<float, D>& model, image_set const& set, data::pipeline const& tf, int batch_size,
+/// so that every rank ends with all of them. Model: an any_retriever<float, D> or an embedder.
+template <class Model>
+tensor<float, cpu> embed(Model& model, image_set const& set, data::pipeline const& tf, int batch_size,
                          int workers, progress_callback const& progress = {}, distributed::communicator* comm = nullptr) {
+  using D = typename Model::device_type;
   data::loader_options lo;
   lo.batch_size = batch_size;
   lo.workers = workers;
@@ -69,8 +116,8 @@ struct evaluation {
 /// depth it needs (the largest class in the gallery) is at most `max_k_for_map_at_r`. With a
 /// communicator of several ranks, the embedding is shared among them and only rank 0 searches
 /// and scores (the others return an empty report).
-template <class D>
-evaluation evaluate(any_retriever<float, D>& model, splits const& s, data::pipeline const& tf, int batch_size,
+template <class Model>
+evaluation evaluate(Model& model, splits const& s, data::pipeline const& tf, int batch_size,
                     int workers, progress_callback const& progress = {}, index_t max_k_for_map_at_r = 20000,
                     distributed::communicator* comm = nullptr) {
   using clock = std::chrono::steady_clock;
@@ -97,7 +144,12 @@ evaluation evaluate(any_retriever<float, D>& model, splits const& s, data::pipel
   if (!with_r) k = 10;
   metrics::search_options so;
   so.query_gallery_index = self;
-  ev.found = metrics::search_topk(q.template to<D>(), g.template to<D>(), k, so);
+  if constexpr (std::is_base_of_v<embedder, Model>) {
+    ev.found = model.search_topk(q, g, k, so);  // on the embedder's device
+  } else {
+    using D = typename Model::device_type;
+    ev.found = metrics::search_topk(q.template to<D>(), g.template to<D>(), k, so);
+  }
   ev.report = metrics::evaluate_retrieval(ev.found, s.query.labels(), s.gallery.labels(), with_r);
   ev.search_seconds = std::chrono::duration<double>(clock::now() - t1).count();
   return ev;
@@ -106,8 +158,8 @@ evaluation evaluate(any_retriever<float, D>& model, splits const& s, data::pipel
 /// Cosine similarities of the image pairs of a verification list: every distinct image is
 /// embedded once; with flip, an image's embedding is the normalised sum of its own and its
 /// mirror image's (insightface's evaluation).
-template <class D>
-std::vector<float> pair_scores(any_retriever<float, D>& model, metrics::pair_list const& pairs, data::pipeline const& tf,
+template <class Model>
+std::vector<float> pair_scores(Model& model, metrics::pair_list const& pairs, data::pipeline const& tf,
                                bool flip, int batch_size, int workers) {
   std::vector<std::string> paths;
   std::map<std::string, index_t> index;

@@ -42,9 +42,9 @@ inline std::vector<std::string> list_images(std::string const& root) {
   return files;
 }
 
-/// Embeds every image under `root` with `model`.
-template <class D>
-gallery build_gallery(any_retriever<float, D>& model, model_spec const& spec, std::string const& root,
+/// Embeds every image under `root` with `model` (an any_retriever or an embedder).
+template <class Model>
+gallery build_gallery(Model& model, model_spec const& spec, std::string const& root,
                       data::pipeline const& tf, int batch_size, int workers) {
   gallery g;
   g.paths = list_images(root);

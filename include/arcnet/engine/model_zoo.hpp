@@ -19,6 +19,7 @@ namespace arcnet::engine {
 template <class T, class D>
 class any_retriever {
  public:
+  using device_type = D;
   using parameter_visitor = std::function<void(std::string const&, variable<T, D>&, nn::param_layout)>;
   using buffer_visitor = std::function<void(std::string const&, tensor<T, D>&)>;
 

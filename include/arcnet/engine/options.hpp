@@ -449,7 +449,8 @@ inline bool parse_test_options(int argc, char const* const* argv, test_options& 
                              "--checkpoint FILE [--config TRAIN.cfg] [--section.key VALUE ...]"))
     return false;
   if (o.data.root.empty() && o.data.kind != "list") detail::raise<config_error>("data.root: not set");
-  if (o.device != "cpu") detail::raise<config_error>("device: '", o.device, "' is not available in arcnet-test yet; use cpu");
+  if (o.device != "cpu" && o.device != "cuda")
+    detail::raise<config_error>("device: expected cpu or cuda, got '", o.device, "'");
   if (o.data.batch_size <= 0) detail::raise<config_error>("data.batch-size: expected > 0, got ", o.data.batch_size);
   if (o.show < 0) detail::raise<config_error>("show: expected >= 0, got ", o.show);
   if (!o.grid.empty() && o.show == 0) detail::raise<config_error>("grid: needs --show N (the queries to draw)");
@@ -500,7 +501,8 @@ inline bool parse_retrieve_options(int argc, char const* const* argv, retrieve_o
     detail::raise<config_error>("no query image given (pass image paths, or --save-gallery to only build the gallery)");
   if (o.topk < 1) detail::raise<config_error>("topk: expected >= 1, got ", o.topk);
   if (o.batch_size <= 0) detail::raise<config_error>("data.batch-size: expected > 0, got ", o.batch_size);
-  if (o.device != "cpu") detail::raise<config_error>("device: '", o.device, "' is not available in arcnet-retrieve yet; use cpu");
+  if (o.device != "cpu" && o.device != "cuda")
+    detail::raise<config_error>("device: expected cpu or cuda, got '", o.device, "'");
   return true;
 }
 
