@@ -55,9 +55,7 @@ run_result<T, D> train_steps(int steps, std::size_t* mallocs_after_first = nullp
     loss.backward();
     opt.step();
     r.losses.push_back(static_cast<double>(loss.value().item()));
-#if defined(__CUDACC__)
-    if (s == 0 && mallocs_after_first && std::is_same_v<D, cuda>) *mallocs_after_first = gpu::memory_stats().device_mallocs;
-#endif
+    if (s == 0 && mallocs_after_first) *mallocs_after_first = gpu::memory_stats().device_mallocs;
   }
   model.for_each_parameter([&](std::string const& name, auto& p, nn::param_layout) {
     r.state[name] = p.value().template to<cpu>();

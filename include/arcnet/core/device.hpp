@@ -26,18 +26,9 @@ inline constexpr bool always_false = false;
 }  // namespace detail
 
 #if defined(__CUDACC__)
-/// True when the CUDA runtime sees at least one device; a missing driver or any other error
-/// counts as none (the error is cleared). Only in translation units compiled by nvcc.
-inline bool cuda_device_available() {
-  int count = 0;
-  if (cudaGetDeviceCount(&count) != cudaSuccess) {
-    cudaGetLastError();  // clear the sticky error so later calls do not report it
-    return false;
-  }
-  return count > 0;
-}
 /// Why no CUDA device can be used here ("" when one can): CUDA's own message (no driver, a
-/// driver older than the runtime, ...) or "no CUDA device found". For error messages.
+/// driver older than the runtime, ...) or "no CUDA device found"; the error is cleared so that
+/// later calls do not report it. Only in translation units compiled by nvcc.
 inline std::string cuda_device_problem() {
   int count = 0;
   cudaError_t const status = cudaGetDeviceCount(&count);
@@ -47,6 +38,8 @@ inline std::string cuda_device_problem() {
   }
   return count > 0 ? std::string() : std::string("no CUDA device found");
 }
+/// True when the CUDA runtime sees at least one usable device.
+inline bool cuda_device_available() { return cuda_device_problem().empty(); }
 #endif
 
 }  // namespace arcnet

@@ -18,6 +18,7 @@
 #include <type_traits>
 
 #include "arcnet/core/cuda.hpp"
+#include "arcnet/ops/cuda/rounding.cuh"
 #include "arcnet/core/tensor.hpp"
 
 namespace arcnet::ops {
@@ -27,13 +28,6 @@ namespace cuda_kernels {
 inline constexpr int bn_tile_channels = 32;  // threads along channels in bn_channel_partials
 inline constexpr int bn_tile_rows = 8;       // threads along rows in bn_channel_partials
 
-// Uncontracted arithmetic (no FMA), the rounding of the CPU's plain expressions.
-__device__ inline float bn_mul(float a, float b) { return __fmul_rn(a, b); }
-__device__ inline double bn_mul(double a, double b) { return __dmul_rn(a, b); }
-__device__ inline float bn_add(float a, float b) { return __fadd_rn(a, b); }
-__device__ inline double bn_add(double a, double b) { return __dadd_rn(a, b); }
-__device__ inline float bn_sub(float a, float b) { return __fsub_rn(a, b); }
-__device__ inline double bn_sub(double a, double b) { return __dsub_rn(a, b); }
 
 /// Pass 1. Block (blockIdx.x, blockIdx.y) covers channels [32 bx, 32 bx + 32) and rows
 /// [m s / strips, m (s + 1) / strips) with s = by (the CPU's block split). Writes
@@ -56,7 +50,7 @@ __global__ void bn_channel_partials(T const* __restrict__ x, T const* __restrict
         index_t const i = r * c + j;
         double const g = static_cast<double>(dy[i]);
         a1 += g;
-        a2 += g * static_cast<double>(bn_sub(x[i], mu));
+        a2 += g * static_cast<double>(sub_rn(x[i], mu));
       }
     } else {
       double const shift = m > 0 ? static_cast<double>(x[j]) : 0.0;
@@ -147,9 +141,9 @@ __global__ void bn_normalize(T const* x, index_t n, index_t c, T const* __restri
                              T const* __restrict__ weight, T const* __restrict__ bias, T* y) {
   for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < n; i += index_t(gridDim.x) * blockDim.x) {
     index_t const j = i % c;
-    T const scale = bn_mul(invstd[j], weight ? weight[j] : T(1));
+    T const scale = mul_rn(invstd[j], weight ? weight[j] : T(1));
     T const offset = bias ? bias[j] : T(0);
-    y[i] = bn_add(bn_mul(bn_sub(x[i], mean[j]), scale), offset);
+    y[i] = add_rn(mul_rn(sub_rn(x[i], mean[j]), scale), offset);
   }
 }
 
@@ -190,8 +184,8 @@ __global__ void bn_backward_dx(T const* x, T const* dy, index_t n, index_t c, T 
                                T const* __restrict__ coef, T* dx) {
   for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < n; i += index_t(gridDim.x) * blockDim.x) {
     index_t const j = i % c;
-    T const v = bn_sub(bn_sub(bn_mul(coef[j], dy[i]), coef[c + j]), bn_mul(coef[2 * c + j], bn_sub(x[i], mean[j])));
-    dx[i] = bn_add(dx[i], v);
+    T const v = sub_rn(sub_rn(mul_rn(coef[j], dy[i]), coef[c + j]), mul_rn(coef[2 * c + j], sub_rn(x[i], mean[j])));
+    dx[i] = add_rn(dx[i], v);
   }
 }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "arcnet/core/cuda.hpp"
+#include "arcnet/ops/cuda/rounding.cuh"
 #include "arcnet/core/tensor.hpp"
 #include "arcnet/ops/detail/broadcast.hpp"
 #include "arcnet/ops/detail/elementwise_kinds.hpp"
@@ -63,19 +64,6 @@ __host__ __device__ inline T ew_abs(T x) {
   else if constexpr (std::is_floating_point_v<T>) return T(::fabs(double(x)));
   else return x < T(0) ? T(-x) : x;
 }
-/// a * b rounded on its own, never fused with a following add: nvcc contracts `y + a * b` into
-/// an FMA, which the CPU backend (built without FMA) does not, and that single rounding moves
-/// results near cancellation (1 - x * x in acos', y += alpha * x) far beyond the tests' bounds.
-template <class T>
-__host__ __device__ inline T ew_mul_rn(T a, T b) {
-#if defined(__CUDA_ARCH__)
-  if constexpr (std::is_same_v<T, float>) return __fmul_rn(a, b);
-  else if constexpr (std::is_same_v<T, double>) return __dmul_rn(a, b);
-  else return a * b;
-#else
-  return a * b;
-#endif
-}
 /// acos_epsilon<T>() (a host constexpr function) restated for device code.
 template <class T>
 __host__ __device__ constexpr T ew_acos_epsilon() {
@@ -120,7 +108,7 @@ __host__ __device__ inline T ew_derivative(unary_kind k, T x, T y, T p, T q) {
     case unary_kind::acos: {
       T e = ew_acos_epsilon<T>();
       if (x < T(-1) + e || x > T(1) - e) return T(0);  // the clamp passes no gradient, as in PyTorch
-      return T(-1) / ew_sqrt(T(1) - ew_mul_rn(x, x));
+      return T(-1) / ew_sqrt(T(1) - mul_rn(x, x));
     }
     case unary_kind::relu: return x > T(0) ? T(1) : T(0);
     case unary_kind::pow: return p == T(0) ? T(0) : p * ew_pow(x, p - T(1));
@@ -149,7 +137,7 @@ __host__ __device__ inline T ew_grad_a(binary_kind k, T d, T z) {
   switch (k) {
     case binary_kind::add: return d;
     case binary_kind::sub: return d;
-    case binary_kind::mul: return ew_mul_rn(d, z);
+    case binary_kind::mul: return mul_rn(d, z);
     case binary_kind::div: return d / z;
   }
   return T(0);
@@ -159,8 +147,8 @@ __host__ __device__ inline T ew_grad_b(binary_kind k, T d, T x, T z) {
   switch (k) {
     case binary_kind::add: return d;
     case binary_kind::sub: return -d;
-    case binary_kind::mul: return ew_mul_rn(d, x);
-    case binary_kind::div: return -(ew_mul_rn(d, x) / ew_mul_rn(z, z));
+    case binary_kind::mul: return mul_rn(d, x);
+    case binary_kind::div: return -(mul_rn(d, x) / mul_rn(z, z));
   }
   return T(0);
 }
@@ -283,7 +271,7 @@ template <class T>
 __global__ void ew_unary_backward(unary_kind k, T const* x, T const* y, T const* dy, T* dx, index_t n, T p, T q) {
   for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < n; i += index_t(gridDim.x) * blockDim.x) {
     if (k == unary_kind::relu) dx[i] += x[i] > T(0) ? dy[i] : T(0);  // as the CPU: no dy * 0
-    else dx[i] += ew_mul_rn(dy[i], ew_derivative(k, x[i], y[i], p, q));
+    else dx[i] += mul_rn(dy[i], ew_derivative(k, x[i], y[i], p, q));
   }
 }
 template <class T>
@@ -375,13 +363,13 @@ __global__ void ew_broadcast_accumulate(T const* x, T* y, index_t n, ew_layout l
   for (index_t o = blockIdx.x * index_t(blockDim.x) + threadIdx.x; o < n; o += index_t(gridDim.x) * blockDim.x) {
     index_t ix, unused;
     ew_offsets(l, o, ix, unused);
-    y[o] += ew_mul_rn(alpha, x[ix]);
+    y[o] += mul_rn(alpha, x[ix]);
   }
 }
 template <class T>
 __global__ void ew_axpy(T alpha, T const* x, T* y, index_t n) {
   for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < n; i += index_t(gridDim.x) * blockDim.x)
-    y[i] += ew_mul_rn(alpha, x[i]);
+    y[i] += mul_rn(alpha, x[i]);
 }
 
 }  // namespace cuda_kernels

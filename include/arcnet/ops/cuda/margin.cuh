@@ -17,63 +17,12 @@
 #include <vector>
 
 #include "arcnet/core/cuda.hpp"
+#include "arcnet/ops/cuda/rounding.cuh"
 #include "arcnet/core/tensor.hpp"
 
 namespace arcnet::ops {
 
 namespace cuda_kernels {
-
-// Correctly rounded arithmetic that nvcc never contracts into fused multiply-adds (on the host:
-// the plain operators, as in the CPU backend).
-__host__ __device__ inline double margin_mul(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __dmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-__host__ __device__ inline double margin_add(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __dadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
-__host__ __device__ inline double margin_sub(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __dsub_rn(a, b);
-#else
-  return a - b;
-#endif
-}
-__host__ __device__ inline double margin_div(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __ddiv_rn(a, b);
-#else
-  return a / b;
-#endif
-}
-__host__ __device__ inline double margin_sqrt(double a) {
-#if defined(__CUDA_ARCH__)
-  return __dsqrt_rn(a);
-#else
-  return std::sqrt(a);
-#endif
-}
-__host__ __device__ inline float margin_mul(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-__host__ __device__ inline float margin_add(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
 
 /// What the target logit needs of its class's margin m2, computed on the host with the CPU's
 /// std:: calls.
@@ -98,22 +47,22 @@ struct margin_params {
 __host__ __device__ inline void margin_target_logit(double c, margin_row const& r, margin_params const& o, double& phi,
                                                     double& dphi) {
   double const cc = c < -1.0 ? -1.0 : (1.0 < c ? 1.0 : c);
-  double const sq = margin_mul(margin_sub(1.0, cc), margin_add(1.0, cc));
-  double const sine = margin_sqrt(0.0 < sq ? sq : 0.0);  // sin(theta), theta in [0, pi]
+  double const sq = mul_rn(sub_rn(1.0, cc), add_rn(1.0, cc));
+  double const sine = sqrt_rn(0.0 < sq ? sq : 0.0);  // sin(theta), theta in [0, pi]
   double const sine_d = sine < o.min_sine ? o.min_sine : sine;
   if (o.m1 == 1.0) {
-    phi = margin_sub(margin_sub(margin_mul(cc, r.cos_m2), margin_mul(sine, r.sin_m2)), o.m3);
-    dphi = margin_add(r.cos_m2, margin_div(margin_mul(cc, r.sin_m2), sine_d));
+    phi = sub_rn(sub_rn(mul_rn(cc, r.cos_m2), mul_rn(sine, r.sin_m2)), o.m3);
+    dphi = add_rn(r.cos_m2, div_rn(mul_rn(cc, r.sin_m2), sine_d));
   } else {
-    double const a = margin_add(margin_mul(o.m1, ::acos(cc)), r.m2);
-    phi = margin_sub(::cos(a), o.m3);
-    dphi = margin_div(margin_mul(::sin(a), o.m1), sine_d);
+    double const a = add_rn(mul_rn(o.m1, ::acos(cc)), r.m2);
+    phi = sub_rn(::cos(a), o.m3);
+    dphi = div_rn(mul_rn(::sin(a), o.m1), sine_d);
   }
   if (!o.pure_arcface) return;
   if (o.easy_margin) {
     if (!(cc > 0)) phi = cc, dphi = 1;
   } else if (!(cc > r.threshold)) {
-    phi = margin_sub(cc, r.shift);  // mmpretrain: sin(pi - m) * m
+    phi = sub_rn(cc, r.shift);  // mmpretrain: sin(pi - m) * m
     dphi = 1;
   }
 }
@@ -130,9 +79,9 @@ __global__ void margin_forward(T const* cosine, std::int64_t const* targets, mar
     if (j == static_cast<index_t>(targets[i])) {
       double phi, dphi;
       margin_target_logit(static_cast<double>(v), rows[i], o, phi, dphi);
-      y[k] = static_cast<T>(margin_mul(o.scale, phi));
+      y[k] = static_cast<T>(mul_rn(o.scale, phi));
     } else {
-      y[k] = margin_mul(s, v);
+      y[k] = mul_rn(s, v);
     }
   }
 }
@@ -149,9 +98,9 @@ __global__ void margin_backward(T const* cosine, std::int64_t const* targets, ma
     if (j == static_cast<index_t>(targets[i])) {
       double phi, dphi;
       margin_target_logit(static_cast<double>(cosine[k]), rows[i], o, phi, dphi);
-      dcos[k] = margin_add(dcos[k], static_cast<T>(margin_mul(margin_mul(o.scale, dphi), static_cast<double>(dy[k]))));
+      dcos[k] = add_rn(dcos[k], static_cast<T>(mul_rn(mul_rn(o.scale, dphi), static_cast<double>(dy[k]))));
     } else {
-      dcos[k] = margin_add(dcos[k], margin_mul(s, dy[k]));
+      dcos[k] = add_rn(dcos[k], mul_rn(s, dy[k]));
     }
   }
 }

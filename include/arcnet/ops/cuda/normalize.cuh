@@ -13,6 +13,7 @@
 #include <algorithm>
 
 #include "arcnet/core/cuda.hpp"
+#include "arcnet/ops/cuda/rounding.cuh"
 #include "arcnet/core/tensor.hpp"
 
 namespace arcnet::ops {
@@ -21,14 +22,6 @@ namespace cuda_kernels {
 
 inline constexpr int normalize_threads = 256;  // a power of two: normalize_block_sum halves it
 
-__device__ inline float normalize_div(float a, float b) { return __fdiv_rn(a, b); }
-__device__ inline double normalize_div(double a, double b) { return __ddiv_rn(a, b); }
-__device__ inline float normalize_mul(float a, float b) { return __fmul_rn(a, b); }
-__device__ inline double normalize_mul(double a, double b) { return __dmul_rn(a, b); }
-__device__ inline float normalize_add(float a, float b) { return __fadd_rn(a, b); }
-__device__ inline double normalize_add(double a, double b) { return __dadd_rn(a, b); }
-__device__ inline float normalize_sub(float a, float b) { return __fsub_rn(a, b); }
-__device__ inline double normalize_sub(double a, double b) { return __dsub_rn(a, b); }
 
 /// std::max(n, eps) as the CPU writes it (a NaN norm stays NaN).
 __device__ inline double normalize_clamp(double n, double eps) { return n < eps ? eps : n; }
@@ -105,7 +98,7 @@ __global__ void normalize_rows_backward(T const* y, T const* __restrict__ norms,
         dot += static_cast<double>(gr[k]) * static_cast<double>(yr[k]);
     T const d = static_cast<T>(normalize_block_sum(dot, sh));
     for (index_t k = threadIdx.x; k < r; k += normalize_threads)
-      dxr[k] = normalize_add(dxr[k], normalize_div(normalize_sub(gr[k], normalize_mul(yr[k], d)), n));
+      dxr[k] = add_rn(dxr[k], div_rn(sub_rn(gr[k], mul_rn(yr[k], d)), n));
   }
 }
 
@@ -126,7 +119,7 @@ __global__ void normalize_columns_backward(T const* y, T const* __restrict__ nor
     T const d = static_cast<T>(dot);
     for (index_t k = 0; k < r; ++k) {
       index_t const e = base + k * inner;
-      dx[e] = normalize_add(dx[e], normalize_div(normalize_sub(dy[e], normalize_mul(y[e], d)), n));
+      dx[e] = add_rn(dx[e], div_rn(sub_rn(dy[e], mul_rn(y[e], d)), n));
     }
   }
 }

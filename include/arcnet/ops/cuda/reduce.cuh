@@ -70,7 +70,7 @@ template <class T>
 __global__ void rd_sum_backward(T const* dy, T* dx, index_t n, index_t r, index_t inner, T scale) {
   for (index_t t = blockIdx.x * index_t(blockDim.x) + threadIdx.x; t < n; t += index_t(gridDim.x) * blockDim.x) {
     index_t const i = t % inner, o = t / (r * inner);
-    dx[t] += ew_mul_rn(scale, dy[o * inner + i]);  // no FMA: as the CPU rounds
+    dx[t] += mul_rn(scale, dy[o * inner + i]);  // no FMA: as the CPU rounds
   }
 }
 
