@@ -71,7 +71,8 @@ inline double worst_error(product p, generator& g, std::vector<float>* out = nul
   return worst;
 }
 
-// Edges of both tile sizes (14 x 32 and 6 x 16), k across a KC block (256) and across NC
+// Edges of both tile sizes (14 x 32 and 6 x 16) and of their narrow forms (14 x 16, 6 x 8: a B
+// of at most one vector's width), k across a KC block (256) and across NC
 // columns (512), and strides of 4 KiB (k = 1024, or m = 1024 when A is transposed) that make the
 // kernel pack A instead of reading it in place.
 inline std::vector<product> shapes() {
@@ -79,7 +80,8 @@ inline std::vector<product> shapes() {
           {29, 65, 257, false, false, 1.f, 0.f},  {100, 130, 300, false, false, 0.5f, 1.f},
           {43, 600, 20, false, true, 1.f, 0.25f}, {337, 48, 64, true, false, 1.f, 1.f},
           {70, 40, 1024, false, false, 1.f, 0.f},  {64, 64, 513, true, true, -2.f, 0.f},
-          {6, 8, 3, false, false, 1.f, 0.f},      {200, 17, 100, false, true, 1.f, 0.f},    {1024, 20, 16, false, false, 1.f, 0.5f}};
+          {6, 8, 3, false, false, 1.f, 0.f},      {200, 17, 100, false, true, 1.f, 0.f},    {1024, 20, 16, false, false, 1.f, 0.5f},
+          {47, 16, 300, true, false, 0.5f, 1.f},  {33, 16, 9, false, true, 1.f, 0.f},      {19, 8, 21, false, false, 1.f, 0.f}};
 }
 }  // namespace sgemm_test
 

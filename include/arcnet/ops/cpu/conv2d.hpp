@@ -225,46 +225,76 @@ struct conv2d_impl<cpu> {
     }
   }
 
+  /// The kernel columns b whose input column iw0 + b * dw lies inside [0, w): [*lo, *hi) (empty
+  /// when none does). Division only for a dilated kernel.
+  static void valid_taps(index_t iw0, index_t kw, index_t w, index_t dw, index_t* lo, index_t* hi) {
+    if (dw == 1) {
+      *lo = std::max<index_t>(0, -iw0);
+      *hi = std::min(kw, w - iw0);
+    } else {
+      *lo = iw0 < 0 ? (-iw0 + dw - 1) / dw : 0;
+      *hi = w - 1 - iw0 < 0 ? 0 : std::min(kw, (w - 1 - iw0) / dw + 1);
+    }
+    if (*hi < *lo) *hi = *lo;
+  }
+
+  /// Calls f(lo, hi) on this thread's share of [m0, m1): the whole range outside a parallel region.
+  template <class F>
+  static void thread_share(index_t m0, index_t m1, F&& f) {
+    index_t const t = thread_index(), team = team_size(), rows = m1 - m0;
+    index_t const lo = m0 + rows * t / team, hi = m0 + rows * (t + 1) / team;
+    if (hi > lo) f(lo, hi);
+  }
+
   /// col[m - m0, (a, b, c)] = x[n, oh*sh - ph + a*dh, ow*sw - pw + b*dw, c] for output rows
   /// m = (n, oh, ow) in [m0, m1), zero where the tap falls in the padding. Writes every element.
+  /// Each thread walks its rows in order, so (n, oh, ow) is divided out once per thread, not per
+  /// row (four integer divisions cost as much as copying a 16-channel row).
   template <class T>
   static void im2col(detail::conv2d_geometry const& g, T const* x, index_t m0, index_t m1, T* col) {
     index_t const k = g.depth(), per_image = g.ho * g.wo, run = g.kw * g.cin, cin = g.cin;
     index_t const dw = g.dilation_w;
-#pragma omp parallel for schedule(static) if ((m1 - m0) * k > (1 << 15))
-    for (index_t m = m0; m < m1; ++m) {
-      index_t n = m / per_image, r = m % per_image, oh = r / g.wo, ow = r % g.wo;
-      T* dst = col + (m - m0) * k;
-      T const* xn = x + n * g.h * g.w * cin;
-      index_t ih0 = oh * g.stride_h - g.pad_h, iw0 = ow * g.stride_w - g.pad_w;
-      // taps b in [b_lo, b_hi) read input columns inside the image
-      index_t b_lo = iw0 < 0 ? (-iw0 + dw - 1) / dw : 0;
-      index_t b_hi = g.w - 1 - iw0 < 0 ? 0 : std::min(g.kw, (g.w - 1 - iw0) / dw + 1);
-      if (b_lo > b_hi) b_lo = b_hi;
-      for (index_t a = 0; a < g.kh; ++a, dst += run) {
-        index_t ih = ih0 + a * g.dilation_h;
-        if (ih < 0 || ih >= g.h || b_lo == b_hi) {
-          std::fill(dst, dst + run, T(0));
-          continue;
+#pragma omp parallel if ((m1 - m0) * k > (1 << 15))
+    thread_share(m0, m1, [&](index_t lo, index_t hi) {
+      index_t n = lo / per_image, r = lo % per_image, oh = r / g.wo, ow = r % g.wo;
+      for (index_t m = lo; m < hi; ++m) {
+        T* dst = col + (m - m0) * k;
+        T const* xn = x + n * g.h * g.w * cin;
+        index_t ih0 = oh * g.stride_h - g.pad_h, iw0 = ow * g.stride_w - g.pad_w;
+        index_t b_lo, b_hi;  // taps b in [b_lo, b_hi) read input columns inside the image
+        valid_taps(iw0, g.kw, g.w, dw, &b_lo, &b_hi);
+        for (index_t a = 0; a < g.kh; ++a, dst += run) {
+          index_t ih = ih0 + a * g.dilation_h;
+          if (ih < 0 || ih >= g.h || b_lo == b_hi) {
+            std::fill(dst, dst + run, T(0));
+            continue;
+          }
+          T const* xrow = xn + ih * g.w * cin;
+          std::fill(dst, dst + b_lo * cin, T(0));
+          if (dw == 1) {  // the valid taps of this kernel row are one contiguous run of the input
+            std::memcpy(dst + b_lo * cin, xrow + (iw0 + b_lo) * cin,
+                        sizeof(T) * static_cast<std::size_t>((b_hi - b_lo) * cin));
+          } else {
+            for (index_t b = b_lo; b < b_hi; ++b)
+              std::memcpy(dst + b * cin, xrow + (iw0 + b * dw) * cin, sizeof(T) * static_cast<std::size_t>(cin));
+          }
+          std::fill(dst + b_hi * cin, dst + run, T(0));
         }
-        T const* xrow = xn + ih * g.w * cin;
-        std::fill(dst, dst + b_lo * cin, T(0));
-        if (dw == 1) {  // the valid taps of this kernel row are one contiguous run of the input
-          std::memcpy(dst + b_lo * cin, xrow + (iw0 + b_lo) * cin, sizeof(T) * static_cast<std::size_t>((b_hi - b_lo) * cin));
-        } else {
-          for (index_t b = b_lo; b < b_hi; ++b)
-            std::memcpy(dst + b * cin, xrow + (iw0 + b * dw) * cin, sizeof(T) * static_cast<std::size_t>(cin));
+        if (++ow == g.wo) {
+          ow = 0;
+          if (++oh == g.ho) oh = 0, ++n;
         }
-        std::fill(dst + b_hi * cin, dst + run, T(0));
       }
-    }
+    });
   }
 
   /// The adjoint of im2col: dx[n, ih, iw, c] += every dcol entry that im2col copied from there,
-  /// for output rows [m0, m1). A gather over input pixels, so threads never write the same pixel.
+  /// for output rows [m0, m1). A gather over input rows, so threads never write the same pixel:
+  /// for each kernel row that reads input row ih, each output pixel of that row adds back the
+  /// run im2col copied (one contiguous run of kw * cin values when the kernel is not dilated).
   template <class T>
   static void col2im_add(detail::conv2d_geometry const& g, T const* dcol, index_t m0, index_t m1, T* dx) {
-    index_t const k = g.depth(), per_image = g.ho * g.wo, cin = g.cin;
+    index_t const k = g.depth(), per_image = g.ho * g.wo, cin = g.cin, run = g.kw * cin, dw = g.dilation_w;
     index_t n0 = m0 / per_image, n1 = (m1 - 1) / per_image + 1;
     index_t ih_lo = 0, ih_hi = g.h;
     if (n1 - n0 == 1) {  // possibly part of one image: only the input rows its outputs read
@@ -276,22 +306,27 @@ struct conv2d_impl<cpu> {
     if (nrows <= 0) return;
 #pragma omp parallel for schedule(static) if ((n1 - n0) * nrows * g.w * k > (1 << 15))
     for (index_t t = 0; t < (n1 - n0) * nrows; ++t) {
-      index_t n = n0 + t / nrows, ih = ih_lo + t % nrows, mbase = n * per_image;
-      for (index_t iw = 0; iw < g.w; ++iw) {
-        T* d = dx + ((n * g.h + ih) * g.w + iw) * cin;
-        for (index_t a = 0; a < g.kh; ++a) {
-          index_t th = ih + g.pad_h - a * g.dilation_h;
-          if (th < 0) break;
-          if (th % g.stride_h != 0 || th / g.stride_h >= g.ho) continue;
-          index_t oh = th / g.stride_h;
-          for (index_t b = 0; b < g.kw; ++b) {
-            index_t tw = iw + g.pad_w - b * g.dilation_w;
-            if (tw < 0) break;
-            if (tw % g.stride_w != 0 || tw / g.stride_w >= g.wo) continue;
-            index_t mm = mbase + oh * g.wo + tw / g.stride_w;
-            if (mm < m0 || mm >= m1) continue;
-            T const* s = dcol + (mm - m0) * k + (a * g.kw + b) * cin;
-            for (index_t c = 0; c < cin; ++c) d[c] += s[c];
+      index_t n = n0 + t / nrows, ih = ih_lo + t % nrows;
+      T* drow = dx + (n * g.h + ih) * g.w * cin;
+      for (index_t a = 0; a < g.kh; ++a) {
+        index_t th = ih + g.pad_h - a * g.dilation_h;
+        if (th < 0) break;
+        if (th % g.stride_h != 0 || th / g.stride_h >= g.ho) continue;
+        index_t row0 = n * per_image + th / g.stride_h * g.wo;  // output row (n, oh)'s first m
+        index_t ow_lo = std::max<index_t>(0, m0 - row0), ow_hi = std::min(g.wo, m1 - row0);
+        for (index_t ow = ow_lo; ow < ow_hi; ++ow) {
+          T const* src = dcol + (row0 + ow - m0) * k + a * run;
+          index_t iw0 = ow * g.stride_w - g.pad_w, b_lo, b_hi;
+          valid_taps(iw0, g.kw, g.w, dw, &b_lo, &b_hi);
+          if (dw == 1) {
+            T* d = drow + (iw0 + b_lo) * cin;
+            T const* s = src + b_lo * cin;
+            for (index_t j = 0, len = (b_hi - b_lo) * cin; j < len; ++j) d[j] += s[j];
+          } else {
+            for (index_t b = b_lo; b < b_hi; ++b) {
+              T* d = drow + (iw0 + b * dw) * cin;
+              for (index_t c = 0; c < cin; ++c) d[c] += src[b * cin + c];
+            }
           }
         }
       }

@@ -4,7 +4,8 @@
 // other CPUs, translation units compiled by nvcc, products too thin for the kernel) to Eigen.
 //
 // Why not Eigen for float: its 48x4 kernel reaches 60-70 % of an AVX-512 core's peak on the
-// convolution shapes of ResNet-50; this 14x32 kernel reaches 75-90 % (benchmarks/ops/NOTES.md).
+// convolution shapes of ResNet-50; this 14x32 kernel reaches 75-90 % (benchmarks/ops/NOTES.md),
+// and its 14x16 form does the same for a B of 16 columns (a 16-channel convolution).
 // The kernels are compiled with target attributes and picked at run time, so a library built
 // for plain x86-64 (no -march flag) still uses the vector units the machine has.
 //
@@ -85,15 +86,17 @@ struct view {
 };
 
 /// Register tile of C: MR rows (each broadcast from A) x NR columns (vectors loaded from B).
+/// NR is two vectors (the wide tile), or one (the narrow tile) when all of B is that narrow:
+/// a product with 16 columns, a 16-channel convolution, would leave half of a wide tile idle.
 template <kernel_isa K>
 struct tile;
 template <>
 struct tile<kernel_isa::avx512> {
-  static constexpr index_t mr = 14, nr = 32;  // 28 accumulators + 2 of B + 1 broadcast = 31 of 32 zmm
+  static constexpr index_t mr = 14, lanes = 16;  // 28 accumulators + 2 of B + 1 broadcast = 31 of 32 zmm
 };
 template <>
 struct tile<kernel_isa::avx2> {
-  static constexpr index_t mr = 6, nr = 16;  // 12 accumulators + 2 of B + 1 broadcast = 15 of 16 ymm
+  static constexpr index_t mr = 6, lanes = 8;  // 12 accumulators + 2 of B + 1 broadcast = 15 of 16 ymm
 };
 
 // Blocking: KC steps of k per kernel call (an A micro-panel of MR x KC floats, 14 KiB, stays
@@ -113,99 +116,104 @@ inline void store_edge(float const* acc, index_t ld_acc, float* c, index_t ldc, 
 }
 
 #if ARCNET_SGEMM_X86
-/// C tile (mr x nr of MR x NR) = alpha * sum_k A(i, k) B(k, j) + beta C. A: element (i, k) at
-/// a[i * ars + k * acs]; B: packed, NR floats per k.
+/// C tile (mr x nr of MR x NR, NR = 16 NV) = alpha * sum_k A(i, k) B(k, j) + beta C. A: element
+/// (i, k) at a[i * ars + k * acs]; B: packed, NR floats per k. An edge tile is written with
+/// masked stores.
+template <int NV>
 __attribute__((target("avx512f"))) inline void kernel_avx512(index_t kc, float const* a, index_t ars, index_t acs,
                                                              float const* b, float* c, index_t ldc, float alpha,
                                                              float beta, index_t mr, index_t nr) {
-  constexpr int MR = 14;
-  __m512 acc0[MR], acc1[MR];
+  constexpr int MR = 14, NR = 16 * NV;
+  __m512 acc[NV][MR];
   for (int i = 0; i < MR; ++i) {
-    acc0[i] = acc1[i] = _mm512_setzero_ps();
+    for (int v = 0; v < NV; ++v) acc[v][i] = _mm512_setzero_ps();
     // C's tile is read or written only at the end: fetch it now (5 % on the GEMMs of ResNet-50)
-    _mm_prefetch(reinterpret_cast<char const*>(c + i * ldc), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<char const*>(c + i * ldc + 16), _MM_HINT_T0);
+    for (int v = 0; v < NV; ++v) _mm_prefetch(reinterpret_cast<char const*>(c + i * ldc + 16 * v), _MM_HINT_T0);
   }
   for (index_t p = 0; p < kc; ++p) {
-    __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+    __m512 bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(b + 16 * v);
 #pragma GCC unroll 14
     for (int i = 0; i < MR; ++i) {
       __m512 ai = _mm512_set1_ps(a[i * ars]);
-      acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);
-      acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
+      for (int v = 0; v < NV; ++v) acc[v][i] = _mm512_fmadd_ps(ai, bv[v], acc[v][i]);
     }
     a += acs;
-    b += 32;
+    b += NR;
   }
-  if (mr == MR && nr == 32) {
-    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+  __m512 const va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+  if (mr == MR && nr == NR) {
     for (int i = 0; i < MR; ++i) {
       float* ci = c + i * ldc;
-      __m512 r0 = _mm512_mul_ps(va, acc0[i]), r1 = _mm512_mul_ps(va, acc1[i]);
-      if (beta != 0.f) {
-        r0 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci), r0);
-        r1 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci + 16), r1);
+      for (int v = 0; v < NV; ++v) {
+        __m512 r = _mm512_mul_ps(va, acc[v][i]);
+        if (beta != 0.f) r = _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci + 16 * v), r);
+        _mm512_storeu_ps(ci + 16 * v, r);
       }
-      _mm512_storeu_ps(ci, r0);
-      _mm512_storeu_ps(ci + 16, r1);
     }
     return;
   }
-  alignas(64) float t[MR * 32];
-  for (int i = 0; i < MR; ++i) {
-    _mm512_store_ps(t + i * 32, acc0[i]);
-    _mm512_store_ps(t + i * 32 + 16, acc1[i]);
+  alignas(64) float t[MR * NR];
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v) _mm512_store_ps(t + i * NR + 16 * v, acc[v][i]);
+  for (index_t i = 0; i < mr; ++i) {
+    float* ci = c + i * ldc;
+    for (index_t v = 0; v < NV && 16 * v < nr; ++v) {
+      index_t const cols = std::min<index_t>(16, nr - 16 * v);
+      __mmask16 const keep = static_cast<__mmask16>((1u << cols) - 1u);
+      __m512 r = _mm512_mul_ps(va, _mm512_load_ps(t + i * NR + 16 * v));
+      if (beta != 0.f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(keep, ci + 16 * v), r);
+      _mm512_mask_storeu_ps(ci + 16 * v, keep, r);
+    }
   }
-  store_edge(t, 32, c, ldc, alpha, beta, mr, nr);
 }
 
+/// The AVX2 + FMA tile: MR = 6, NR = 8 NV.
+template <int NV>
 __attribute__((target("avx2,fma"))) inline void kernel_avx2(index_t kc, float const* a, index_t ars, index_t acs,
                                                             float const* b, float* c, index_t ldc, float alpha,
                                                             float beta, index_t mr, index_t nr) {
-  constexpr int MR = 6;
-  __m256 acc0[MR], acc1[MR];
+  constexpr int MR = 6, NR = 8 * NV;
+  __m256 acc[NV][MR];
   for (int i = 0; i < MR; ++i) {
-    acc0[i] = acc1[i] = _mm256_setzero_ps();
+    for (int v = 0; v < NV; ++v) acc[v][i] = _mm256_setzero_ps();
     _mm_prefetch(reinterpret_cast<char const*>(c + i * ldc), _MM_HINT_T0);  // as in kernel_avx512
   }
   for (index_t p = 0; p < kc; ++p) {
-    __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+    __m256 bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = _mm256_loadu_ps(b + 8 * v);
 #pragma GCC unroll 6
     for (int i = 0; i < MR; ++i) {
       __m256 ai = _mm256_broadcast_ss(a + i * ars);
-      acc0[i] = _mm256_fmadd_ps(ai, b0, acc0[i]);
-      acc1[i] = _mm256_fmadd_ps(ai, b1, acc1[i]);
+      for (int v = 0; v < NV; ++v) acc[v][i] = _mm256_fmadd_ps(ai, bv[v], acc[v][i]);
     }
     a += acs;
-    b += 16;
+    b += NR;
   }
-  if (mr == MR && nr == 16) {
+  if (mr == MR && nr == NR) {
     __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
     for (int i = 0; i < MR; ++i) {
       float* ci = c + i * ldc;
-      __m256 r0 = _mm256_mul_ps(va, acc0[i]), r1 = _mm256_mul_ps(va, acc1[i]);
-      if (beta != 0.f) {
-        r0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci), r0);
-        r1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci + 8), r1);
+      for (int v = 0; v < NV; ++v) {
+        __m256 r = _mm256_mul_ps(va, acc[v][i]);
+        if (beta != 0.f) r = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci + 8 * v), r);
+        _mm256_storeu_ps(ci + 8 * v, r);
       }
-      _mm256_storeu_ps(ci, r0);
-      _mm256_storeu_ps(ci + 8, r1);
     }
     return;
   }
-  alignas(32) float t[MR * 16];
-  for (int i = 0; i < MR; ++i) {
-    _mm256_store_ps(t + i * 16, acc0[i]);
-    _mm256_store_ps(t + i * 16 + 8, acc1[i]);
-  }
-  store_edge(t, 16, c, ldc, alpha, beta, mr, nr);
+  alignas(32) float t[MR * NR];
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v) _mm256_store_ps(t + i * NR + 8 * v, acc[v][i]);
+  store_edge(t, NR, c, ldc, alpha, beta, mr, nr);
 }
 
-template <kernel_isa K>
+template <kernel_isa K, index_t NR>
 inline void kernel(index_t kc, float const* a, index_t ars, index_t acs, float const* b, float* c, index_t ldc,
                    float alpha, float beta, index_t mr, index_t nr) {
-  if constexpr (K == kernel_isa::avx512) kernel_avx512(kc, a, ars, acs, b, c, ldc, alpha, beta, mr, nr);
-  else kernel_avx2(kc, a, ars, acs, b, c, ldc, alpha, beta, mr, nr);
+  constexpr int NV = static_cast<int>(NR / tile<K>::lanes);
+  if constexpr (K == kernel_isa::avx512) kernel_avx512<NV>(kc, a, ars, acs, b, c, ldc, alpha, beta, mr, nr);
+  else kernel_avx2<NV>(kc, a, ars, acs, b, c, ldc, alpha, beta, mr, nr);
 }
 #endif
 
@@ -269,11 +277,11 @@ inline bool aliasing_stride(index_t stride) { return stride > 1 && (stride * ind
 
 /// One thread's product on a block of C: m x n at c (row stride ldc), with op(B) packed whole
 /// (bp: panels of NR columns, each k x NR; see packed_b).
-template <kernel_isa K>
+template <kernel_isa K, index_t NR>
 void serial(index_t m, index_t n, index_t k, float alpha, view a, float const* bp, float beta, float* c,
             index_t ldc) {
 #if ARCNET_SGEMM_X86
-  constexpr index_t MR = tile<K>::mr, NR = tile<K>::nr;
+  constexpr index_t MR = tile<K>::mr;
   thread_local std::vector<float> packed_a;  // per thread, kept between calls
   packed_a.resize(static_cast<std::size_t>(kc_block * (mc_block + MR)));
   // A is read in place (its MR x KC micro-panel stays in L1 while the kernel walks the row band)
@@ -293,7 +301,7 @@ void serial(index_t m, index_t n, index_t k, float alpha, view a, float const* b
           float const* ap = packed ? packed_a.data() + (ir - in_place) * kc : a.at(ic + ir, pc);
           index_t const ars = packed ? 1 : a.rs, acs = packed ? MR : a.cs;
           for (index_t jr = 0; jr < nc; jr += NR)
-            kernel<K>(kc, ap, ars, acs, bp + (jc + jr) / NR * k * NR + pc * NR, c + (ic + ir) * ldc + jc + jr, ldc,
+            kernel<K, NR>(kc, ap, ars, acs, bp + (jc + jr) / NR * k * NR + pc * NR, c + (ic + ir) * ldc + jc + jr, ldc,
                       alpha, beta_here, std::min(MR, mc - ir), std::min(NR, nc - jr));
         }
       }
@@ -307,13 +315,13 @@ void serial(index_t m, index_t n, index_t k, float alpha, view a, float const* b
 /// Splits C into one block of rows (or, when C is short, of columns: whole panels) per thread,
 /// each a serial product; inside a parallel region (a convolution's chunk), runs on the calling
 /// thread.
-template <kernel_isa K>
+template <kernel_isa K, index_t NR>
 void run(index_t m, index_t n, index_t k, float alpha, view a, float const* bp, float beta, float* c) {
-  constexpr index_t MR = tile<K>::mr, NR = tile<K>::nr;
+  constexpr index_t MR = tile<K>::mr;
   index_t threads = team_size() > 1 ? 1 : max_threads();
   double const madds = double(m) * double(n) * double(k);
   threads = std::min<index_t>(threads, std::max<index_t>(1, static_cast<index_t>(madds / (1 << 20))));
-  if (threads <= 1) return serial<K>(m, n, k, alpha, a, bp, beta, c, n);
+  if (threads <= 1) return serial<K, NR>(m, n, k, alpha, a, bp, beta, c, n);
   bool const by_rows = m >= threads * 4 * MR || m >= n;
   index_t const unit = by_rows ? MR : NR, extent = by_rows ? m : n;
   index_t const units = (extent + unit - 1) / unit;
@@ -323,21 +331,24 @@ void run(index_t m, index_t n, index_t k, float alpha, view a, float const* bp, 
     index_t const lo = std::min(extent, units * t / team * unit), hi = std::min(extent, units * (t + 1) / team * unit);
     if (hi > lo) {
       if (by_rows)
-        serial<K>(hi - lo, n, k, alpha, view{a.at(lo, 0), a.rs, a.cs}, bp, beta, c + lo * n, n);
+        serial<K, NR>(hi - lo, n, k, alpha, view{a.at(lo, 0), a.rs, a.cs}, bp, beta, c + lo * n, n);
       else
-        serial<K>(m, hi - lo, k, alpha, a, bp + lo / NR * k * NR, beta, c + lo, n);
+        serial<K, NR>(m, hi - lo, k, alpha, a, bp + lo / NR * k * NR, beta, c + lo, n);
     }
   }
 }
 
-/// Tile width of a kernel (its packed panels' width).
-inline index_t panel_width(kernel_isa isa) {
-  return isa == kernel_isa::avx512 ? tile<kernel_isa::avx512>::nr : tile<kernel_isa::avx2>::nr;
+/// Vector width of a kernel, in floats.
+inline index_t lanes(kernel_isa isa) {
+  return isa == kernel_isa::avx512 ? tile<kernel_isa::avx512>::lanes : tile<kernel_isa::avx2>::lanes;
 }
+/// Tile width (the packed panels' width) for a B of n columns: the narrow tile when B is no
+/// wider than one vector, else the wide one.
+inline index_t panel_width(kernel_isa isa, index_t n) { return n <= lanes(isa) ? lanes(isa) : 2 * lanes(isa); }
 /// Fewest rows and columns worth our kernel; thinner products go to Eigen.
 inline bool worth_it(kernel_isa isa, index_t m, index_t n) {
-  return isa == kernel_isa::avx512 ? m >= tile<kernel_isa::avx512>::mr && n >= 16
-                                   : isa == kernel_isa::avx2 && m >= tile<kernel_isa::avx2>::mr && n >= 8;
+  return isa == kernel_isa::avx512 ? m >= tile<kernel_isa::avx512>::mr && n >= tile<kernel_isa::avx512>::lanes
+                                   : isa == kernel_isa::avx2 && m >= tile<kernel_isa::avx2>::mr && n >= tile<kernel_isa::avx2>::lanes;
 }
 
 }  // namespace detail
@@ -351,7 +362,7 @@ class packed_b {
   packed_b() : isa_(kernel_isa::eigen), k_(0), n_(0), nr_(0), data_(0) {}
   /// Packs; the active kernel must be one of ours. Threads share the work outside a parallel region.
   packed_b(bool trans_b, index_t k, index_t n, float const* b)
-      : isa_(active()), k_(k), n_(n), nr_(detail::panel_width(isa_)),
+      : isa_(active()), k_(k), n_(n), nr_(detail::panel_width(isa_, n)),
         data_(k * ((n + nr_ - 1) / nr_) * nr_) {
     if (isa_ == kernel_isa::eigen)
       arcnet::detail::raise<error>("sgemm::packed_b: the active kernel is Eigen's, which packs for itself");
@@ -363,13 +374,16 @@ class packed_b {
     for (index_t q = 0; q < panels; ++q) {
       index_t const j = q * nr, w = std::min(nr, n - j);
       if (nr == 32) detail::pack_b<32>(vb, 0, k, j, w, out + q * k * nr);
-      else detail::pack_b<16>(vb, 0, k, j, w, out + q * k * nr);
+      else if (nr == 16) detail::pack_b<16>(vb, 0, k, j, w, out + q * k * nr);
+      else detail::pack_b<8>(vb, 0, k, j, w, out + q * k * nr);
     }
   }
   bool empty() const { return isa_ == kernel_isa::eigen; }
   kernel_isa isa() const { return isa_; }
   index_t rows() const { return k_; }
   index_t cols() const { return n_; }
+  /// Width of the packed panels (the kernel's NR).
+  index_t panel() const { return nr_; }
   float const* data() const { return data_.data(); }
 
  private:
@@ -388,8 +402,14 @@ inline void gemm(bool trans_a, index_t m, float alpha, float const* a, packed_b 
                                  name(active()), " is active");
   detail::view const va{a, trans_a ? 1 : k, trans_a ? m : 1};
 #if ARCNET_SGEMM_X86
-  if (b.isa() == kernel_isa::avx512) detail::run<kernel_isa::avx512>(m, n, k, alpha, va, b.data(), beta, c);
-  else detail::run<kernel_isa::avx2>(m, n, k, alpha, va, b.data(), beta, c);
+  bool const wide = b.panel() == 2 * detail::lanes(b.isa());
+  if (b.isa() == kernel_isa::avx512) {
+    if (wide) detail::run<kernel_isa::avx512, 32>(m, n, k, alpha, va, b.data(), beta, c);
+    else detail::run<kernel_isa::avx512, 16>(m, n, k, alpha, va, b.data(), beta, c);
+  } else {
+    if (wide) detail::run<kernel_isa::avx2, 16>(m, n, k, alpha, va, b.data(), beta, c);
+    else detail::run<kernel_isa::avx2, 8>(m, n, k, alpha, va, b.data(), beta, c);
+  }
 #else
   (void)alpha, (void)va, (void)beta, (void)c;
 #endif
@@ -399,7 +419,7 @@ inline void gemm(bool trans_a, index_t m, float alpha, float const* a, packed_b 
 /// ours and n is wide enough for its tile), whatever the left operand's rows.
 inline bool packs(index_t k, index_t n) {
   kernel_isa const isa = active();
-  return k > 0 && isa != kernel_isa::eigen && n >= detail::panel_width(isa) / 2;
+  return k > 0 && isa != kernel_isa::eigen && n >= detail::lanes(isa);
 }
 
 /// Whether our kernel takes a product of this size (the active kernel is one of ours and the
