@@ -63,6 +63,12 @@ class parallel_threshold_scope : public setting_scope<index_t> {
       : setting_scope(ops::conv2d_impl<cpu>::parallel_work_threshold(), madds) {}
 };
 
+/// Runs "same" convolutions as shifted GEMMs (1), or never (0), for one scope.
+class shifted_scope : public setting_scope<int> {
+ public:
+  explicit shifted_scope(int mode) : setting_scope(ops::conv2d_impl<cpu>::shifted_mode(), mode) {}
+};
+
 /// Like testing::require_gradients_match, with a finite-difference step of 1e-3: a convolution
 /// is linear in each input element, so central differences are exact up to rounding, and a
 /// larger step divides the rounding error (about 1e-16 * |L| / step) by a thousand.
@@ -83,7 +89,8 @@ struct config {
   bool bias;
 };
 
-// Odd sizes throughout; every path of the CPU backend appears at least once.
+// Odd sizes throughout; every path of the CPU backend appears at least once (the "same" ones,
+// stride 1 with padding (k - 1) / 2, also take the shifted-GEMM path under shifted_scope(1)).
 inline std::vector<config> const& configs() {
   static std::vector<config> const c = {
       {"3x3 stride 2 pad 1", 2, 7, 5, 3, 4, 3, 3, {2, 2, 1, 1, 1, 1}, true},
@@ -94,6 +101,8 @@ inline std::vector<config> const& configs() {
       {"3x3 no bias", 2, 7, 5, 3, 4, 3, 3, {1, 1, 1, 1, 1, 1}, false},
       {"3x2 kernel, stride (2, 1), pad (1, 0)", 2, 7, 5, 3, 4, 3, 2, {2, 1, 1, 0, 1, 1}, true},
       {"2x3 kernel, stride (1, 3), dilation (2, 1)", 1, 8, 9, 2, 3, 2, 3, {1, 3, 0, 1, 2, 1}, true},
+      {"5x3 kernel, same padding", 2, 6, 7, 3, 4, 5, 3, {1, 1, 2, 1, 1, 1}, true},
+      {"1x3 kernel, same padding", 2, 4, 6, 2, 3, 1, 3, {1, 1, 0, 1, 1, 1}, false},
   };
   return c;
 }
@@ -131,9 +140,11 @@ TEST_CASE("conv2d: forward matches a direct convolution, whatever the chunking",
     auto ref = conv_test::naive_conv2d(x, w, b, c.o);
     // whole batch in one chunk; one image per chunk; a few rows per chunk (inside one image); one row
     std::size_t image_bytes = sizeof(double) * static_cast<std::size_t>(ref.size(1) * ref.size(2) * c.kh * c.kw * c.cin);
-    for (std::size_t budget : {std::size_t(8) << 20, image_bytes, image_bytes * 3 / 2, std::size_t(1200), std::size_t(1)}) {
+    for (std::size_t budget : {std::size_t(8) << 20, image_bytes, image_bytes * 3 / 2, std::size_t(1200), std::size_t(1)})
+      for (int shifted : {0, 1}) {
       conv_test::column_budget_scope scope(budget);
-      INFO(c.name << ", column budget " << budget);
+      conv_test::shifted_scope path(shifted);
+      INFO(c.name << ", column budget " << budget << ", shifted GEMMs " << shifted);
       auto y = ops::conv2d_forward(x, w, b, c.o);
       REQUIRE(y.shape() == ref.shape());
       CHECK(testing::max_relative_difference(y, ref, 1e-3) < 1e-10);
@@ -143,8 +154,10 @@ TEST_CASE("conv2d: forward matches a direct convolution, whatever the chunking",
 
 TEST_CASE("conv2d: gradients match finite differences", "[ops][conv2d]") {
   generator g(12);
-  for (auto const& c : conv_test::configs()) {
-    INFO(c.name);
+  for (auto const& c : conv_test::configs())
+    for (int shifted : {0, 1}) {
+    conv_test::shifted_scope path(shifted);
+    INFO(c.name << ", shifted GEMMs " << shifted);
     auto x = testing::random_variable(shape{c.n, c.h, c.w, c.cin}, g);
     auto w = testing::random_variable(shape{c.kh, c.kw, c.cin, c.cout}, g);
     auto b = c.bias ? testing::random_variable(shape{c.cout}, g) : variable<double>();
@@ -170,11 +183,15 @@ TEST_CASE("conv2d: forward and backward give the same result on 1, 2 and 3 threa
   generator g(18);
   conv_test::parallel_threshold_scope threaded(0);  // these sizes would run on one thread otherwise
   auto x = randn<double>(shape{6, 9, 7, 5}, g);
-  for (index_t kernel : {3, 1}) {
-    INFO(kernel << "x" << kernel);
+  for (int variant : {0, 1, 2}) {  // 3x3 stride (2, 1); 1x1; 3x3 "same" as shifted GEMMs
+    index_t const kernel = variant == 1 ? 1 : 3;
+    INFO(kernel << "x" << kernel << ", variant " << variant);
+    conv_test::shifted_scope path(variant == 2 ? 1 : 0);
     auto w = randn<double>(shape{kernel, kernel, 5, 4}, g);
     auto b = randn<double>(shape{4}, g);
-    ops::conv2d_options o = kernel == 3 ? ops::conv2d_options{2, 1, 1, 1, 1, 1} : ops::conv2d_options{};
+    ops::conv2d_options o = variant == 0   ? ops::conv2d_options{2, 1, 1, 1, 1, 1}
+                            : variant == 1 ? ops::conv2d_options{}
+                                           : ops::conv2d_options{1, 1, 1, 1, 1, 1};
     auto ref = conv_test::naive_conv2d(x, w, b, o);
     auto dy = randn<double>(ref.shape(), g);
     conv_test::column_budget_scope scope(sizeof(double) * 45 * 45);  // 45 rows: one image per chunk
@@ -224,6 +241,9 @@ TEST_CASE("conv2d: float and double forward agree", "[ops][conv2d]") {
 
 TEST_CASE("conv2d: backward accumulates and skips null outputs", "[ops][conv2d]") {
   generator g(15);
+  int const shifted = GENERATE(0, 1);
+  conv_test::shifted_scope path(shifted);
+  INFO("shifted GEMMs " << shifted);
   auto x = randn<double>(shape{2, 5, 5, 3}, g);
   auto w = randn<double>(shape{3, 3, 3, 2}, g);
   ops::conv2d_options o{1, 1, 1, 1, 1, 1};
@@ -240,6 +260,36 @@ TEST_CASE("conv2d: backward accumulates and skips null outputs", "[ops][conv2d]"
   for (index_t i = 0; i < dy.numel(); i += 2) s0 += dy[i];
   CHECK(db1[0] == Approx(s0));
   CHECK(db[0] == Approx(2 * s0));
+}
+
+TEST_CASE("conv2d: the shifted-GEMM path is taken for wide same convolutions and agrees with im2col in float",
+          "[ops][conv2d]") {
+  // The demo's stage-1 convolution (28x28, 16 -> 16) and a wider one, threaded: the default
+  // (automatic) choice takes the shifted path; its forward and both gradients equal the im2col
+  // path's up to float rounding (a wrong tap or a discarded column counted would be off by O(1)).
+  generator g(19);
+  for (index_t cin : {16, 24}) {
+    INFO("channels " << cin);
+    detail::conv2d_geometry geo;
+    geo.n = 3, geo.h = 28, geo.w = 28, geo.cin = cin, geo.kh = 3, geo.kw = 3, geo.cout = cin, geo.ho = 28, geo.wo = 28;
+    geo.pad_h = geo.pad_w = 1;
+    CHECK(ops::conv2d_impl<cpu>::uses_shifted(geo));
+    geo.w = geo.wo = 14;  // two discarded columns per row of 14: more than an eighth
+    CHECK_FALSE(ops::conv2d_impl<cpu>::uses_shifted(geo));
+    auto x = randn<float>(shape{3, 28, 28, cin}, g);
+    auto w = randn<float>(shape{3, 3, cin, cin}, g);
+    ops::conv2d_options o{1, 1, 1, 1, 1, 1};
+    auto dy = randn<float>(shape{3, 28, 28, cin}, g);
+    std::vector<tensor<float>> out[2];
+    for (int shifted : {0, -1}) {
+      conv_test::shifted_scope path(shifted);
+      tensor<float> dx(x.shape()), dw(w.shape());
+      ops::conv2d_backward(x, w, dy, o, &dx, &dw, nullptr);
+      out[shifted == 0 ? 0 : 1] = {ops::conv2d_forward(x, w, tensor<float>(), o), dx, dw};
+    }
+    // sums of 144-216 (y, dx) and 2352 (dw) float products, in another order on each path
+    for (int i = 0; i < 3; ++i) CHECK(testing::max_relative_difference(out[1][i], out[0][i], 1.0) < (i == 2 ? 1e-3 : 1e-4));
+  }
 }
 
 TEST_CASE("conv2d: records nothing when no input requires grad", "[ops][conv2d]") {

@@ -214,7 +214,16 @@ void host_copy(T const* src, T* dst, index_t n) {
 template <class T, class Device>
 void tensor<T, Device>::fill(T value) {
   if constexpr (std::is_same_v<Device, cpu>) {
-    std::fill(data(), data() + numel(), value);
+    // Gradients are zero-filled on the thread that runs the backward pass: share large fills
+    // with the other threads instead of leaving them waiting (4 % of a small ResNet's step).
+    T* p = data();
+    index_t const n = numel(), block = index_t(1) << 16;
+    if (n < 4 * block) {
+      std::fill(p, p + n, value);
+      return;
+    }
+#pragma omp parallel for schedule(static)
+    for (index_t b = 0; b < (n + block - 1) / block; ++b) std::fill(p + b * block, p + std::min(n, (b + 1) * block), value);
   } else {
 #if defined(__CUDACC__)
     gpu::fill(data(), numel(), value);

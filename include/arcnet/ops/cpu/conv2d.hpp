@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <deque>
 
 #include "arcnet/core/tensor.hpp"
 #include "arcnet/ops/cpu/matmul.hpp"
@@ -30,6 +31,13 @@ struct conv2d_impl<cpu> {
     static index_t madds = index_t(1) << 20;
     return madds;
   }
+  /// Whether "same" convolutions run as shifted GEMMs (forward_shifted) instead of im2col + GEMM:
+  /// -1 (the default) where that pays, 0 never, 1 wherever it applies. A process-wide setting,
+  /// for tests and benchmarks.
+  static int& shifted_mode() {
+    static int mode = -1;
+    return mode;
+  }
   static index_t threads() { return arcnet::max_threads(); }
   /// Threads for the chunk-per-thread paths: 1 for small convolutions.
   static index_t threads_for(detail::conv2d_geometry const& g) {
@@ -54,6 +62,7 @@ struct conv2d_impl<cpu> {
       if (bias || relu) add_bias(y, bias, m, g.cout, relu);
       return;
     }
+    if (uses_shifted(g)) return forward_shifted(g, x, w, bias, y, relu);
     index_t team = threads_for(g);
     index_t const chunk = forward_chunk_rows(g, sizeof(T), team);
     index_t const chunks = (m + chunk - 1) / chunk;
@@ -91,6 +100,7 @@ struct conv2d_impl<cpu> {
       }
       return;
     }
+    if (uses_shifted(g)) return backward_shifted(g, x, w, dy, dx, dw);
     index_t images = backward_images_per_chunk(g, sizeof(T), dw != nullptr);
     if (images > 0) {
       backward_by_chunks(g, x, w, dy, dx, dw, images * g.ho * g.wo);
@@ -154,6 +164,157 @@ struct conv2d_impl<cpu> {
         if (fresh) std::fill(dwt, dwt + kn, T(0));  // a thread that got no chunk
 #pragma omp barrier
         index_t actual = team_size();  // may be below team under OMP_DYNAMIC
+#pragma omp for schedule(static)
+        for (index_t e = 0; e < kn; ++e) {
+          T sum = dw[e];
+          for (index_t u = 1; u < actual; ++u) sum += partial.data()[(u - 1) * kn + e];
+          dw[e] = sum;
+        }
+      }
+    }
+  }
+
+  // ---- "same" convolutions without im2col ---------------------------------------------------
+  //
+  // A stride-1, undilated convolution with an odd kernel and padding (k - 1) / 2 keeps the
+  // image's size. Pad the input once into xp (N, H + KH - 1, W + KW - 1, C), Wp = W + KW - 1
+  // wide, and number the output pixels of an image along the padded width: i = oh * Wp + ow,
+  // ow in [0, Wp), of which the first W are real and the last KW - 1 are discarded. Then the
+  // input run that kernel row a reads for pixel i (KW * Cin values) starts at xp[(i + a * Wp) * Cin]:
+  // row i of a matrix whose rows are Cin apart. So the convolution is KH GEMMs that read the
+  // padded input as it is stored (y += A_a w[a]), with no im2col copy (nine times the input for a
+  // 3x3 kernel) and no col2im: the input gradient is the same construction on the padded output
+  // gradient with the kernel flipped, and the weight gradient is w[a] += A_a^T dy', where dy' (dy
+  // along the padded width, zero in the discarded columns) is a view of that padded gradient.
+  // The price is the KW - 1 discarded columns per row, so the path is taken where they are at
+  // most an eighth of the row.
+
+  /// Whether the convolution is "same" (see above) and not pointwise.
+  static bool shifted_applies(detail::conv2d_geometry const& g) {
+    return g.stride_h == 1 && g.stride_w == 1 && g.dilation_h == 1 && g.dilation_w == 1 && g.kh % 2 == 1 &&
+           g.kw % 2 == 1 && 2 * g.pad_h == g.kh - 1 && 2 * g.pad_w == g.kw - 1 && !g.is_pointwise();
+  }
+  static bool uses_shifted(detail::conv2d_geometry const& g) {
+    if (shifted_mode() == 0 || !shifted_applies(g)) return false;
+    return shifted_mode() == 1 || 8 * (g.kw - 1) <= g.wo;
+  }
+
+  /// src (N, H, W, C) into (N, H + KH - 1, W + KW - 1, C), zero around the image, followed by
+  /// (KW - 1) * C zeros: the last image's discarded columns read that far.
+  template <class T>
+  static tensor<T, cpu> pad_same(detail::conv2d_geometry const& g, T const* src, index_t c) {
+    index_t const hp = g.h + g.kh - 1, wp = g.w + g.kw - 1, image = hp * wp * c;
+    auto out = tensor<T, cpu>::uninitialized(shape{g.n * image + (g.kw - 1) * c});
+    T* d = out.data();
+#pragma omp parallel for schedule(static) if (g.n * image > (1 << 15))
+    for (index_t r = 0; r < g.n * hp; ++r) {
+      index_t const n = r / hp, y = r % hp - g.pad_h;
+      T* row = d + r * wp * c;
+      if (y < 0 || y >= g.h) {
+        std::fill(row, row + wp * c, T(0));
+        continue;
+      }
+      std::fill(row, row + g.pad_w * c, T(0));
+      std::memcpy(row + g.pad_w * c, src + (n * g.h + y) * g.w * c, sizeof(T) * static_cast<std::size_t>(g.w * c));
+      std::fill(row + (g.pad_w + g.w) * c, row + wp * c, T(0));
+    }
+    std::fill(d + g.n * image, d + out.numel(), T(0));
+    return out;
+  }
+
+  /// Output rows (oh) per chunk of the shifted path: about `target` GEMM rows (oh * Wp), evened
+  /// out over the image.
+  static index_t shifted_chunk_rows(detail::conv2d_geometry const& g, index_t target) {
+    index_t const wp = g.w + g.kw - 1, blocks = std::max<index_t>(1, (g.ho * wp + target - 1) / target);
+    return (g.ho + blocks - 1) / blocks;
+  }
+
+  /// y = conv(x, w) + bias (then ReLU) through KH shifted GEMMs per chunk of output rows.
+  template <class T>
+  static void forward_shifted(detail::conv2d_geometry const& g, T const* x, T const* w, T const* bias, T* y,
+                              bool relu) {
+    index_t const hp = g.h + g.kh - 1, wp = g.w + g.kw - 1, run = g.kw * g.cin;
+    tensor<T, cpu> const xp = pad_same(g, x, g.cin);
+    index_t const rows = shifted_chunk_rows(g, 1024), per_image = (g.ho + rows - 1) / rows, chunks = g.n * per_image;
+    std::deque<typename matmul_impl<cpu>::template prepared_rhs<T>> weight;  // w[a]: (KW * Cin) x Cout (not movable)
+    for (index_t a = 0; a < g.kh; ++a) weight.emplace_back(false, run, g.cout, w + a * run * g.cout);
+    index_t const team = std::min(threads_for(g), chunks);
+#pragma omp parallel num_threads(static_cast<int>(team)) if (team > 1)
+    {
+      auto part = tensor<T, cpu>::uninitialized(shape{rows * wp, g.cout});
+#pragma omp for schedule(dynamic, 1)
+      for (index_t c = 0; c < chunks; ++c) {
+        index_t const n = c / per_image, oh0 = c % per_image * rows, oh1 = std::min(g.ho, oh0 + rows);
+        T const* base = xp.data() + (n * hp + oh0) * wp * g.cin;
+        for (index_t a = 0; a < g.kh; ++a)
+          weight[a].gemm(false, (oh1 - oh0) * wp, T(1), base + a * wp * g.cin, a == 0 ? T(0) : T(1), part.data(),
+                         g.cin);
+        T* yc = y + (n * g.ho + oh0) * g.wo * g.cout;
+        for (index_t oh = oh0; oh < oh1; ++oh)  // the real columns of each row
+          std::memcpy(yc + (oh - oh0) * g.wo * g.cout, part.data() + (oh - oh0) * wp * g.cout,
+                      sizeof(T) * static_cast<std::size_t>(g.wo * g.cout));
+        if (bias || relu) add_bias(yc, bias, (oh1 - oh0) * g.wo, g.cout, relu);
+      }
+    }
+  }
+
+  /// dx += dL/dx and dw += dL/dw through shifted GEMMs on the padded output gradient. Chunks of
+  /// output rows are divided among the threads statically; dw is summed per thread and reduced
+  /// in thread order, as in backward_by_chunks.
+  template <class T>
+  static void backward_shifted(detail::conv2d_geometry const& g, T const* x, T const* w, T const* dy, T* dx, T* dw) {
+    index_t const hp = g.h + g.kh - 1, wp = g.w + g.kw - 1, kn = g.depth() * g.cout;
+    index_t const run_in = g.kw * g.cin, run_out = g.kw * g.cout;
+    tensor<T, cpu> const dyp = pad_same(g, dy, g.cout);  // the output has the input's height and width
+    tensor<T, cpu> const xp = dw ? pad_same(g, x, g.cin) : tensor<T, cpu>();
+    // the flipped kernel: wf[q, r, o, c] = w[KH-1-q, KW-1-r, c, o], so dx = sum_q A_q(dyp) wf[q]
+    auto wf = dx ? tensor<T, cpu>::uninitialized(shape{g.kh, g.kw, g.cout, g.cin}) : tensor<T, cpu>();
+    std::deque<typename matmul_impl<cpu>::template prepared_rhs<T>> flipped;
+    if (dx) {
+      for (index_t q = 0; q < g.kh; ++q)
+        for (index_t r = 0; r < g.kw; ++r)
+          for (index_t c = 0; c < g.cin; ++c)
+            for (index_t o = 0; o < g.cout; ++o)
+              wf.data()[((q * g.kw + r) * g.cout + o) * g.cin + c] =
+                  w[(((g.kh - 1 - q) * g.kw + g.kw - 1 - r) * g.cin + c) * g.cout + o];
+      for (index_t q = 0; q < g.kh; ++q) flipped.emplace_back(false, run_out, g.cin, wf.data() + q * run_out * g.cin);
+    }
+    index_t const rows = shifted_chunk_rows(g, 2048), per_image = (g.ho + rows - 1) / rows, chunks = g.n * per_image;
+    index_t const team = std::min(threads_for(g), chunks);
+    auto partial = dw && team > 1 ? tensor<T, cpu>::uninitialized(shape{team - 1, kn}) : tensor<T, cpu>();
+#pragma omp parallel num_threads(static_cast<int>(team)) if (team > 1)
+    {
+      index_t const t = thread_index();
+      T* dwt = t == 0 ? dw : (dw ? partial.data() + (t - 1) * kn : nullptr);
+      bool fresh = t != 0;  // a private partial is assigned by its first GEMMs (beta = 0)
+      auto part = dx ? tensor<T, cpu>::uninitialized(shape{rows * wp, g.cin}) : tensor<T, cpu>();
+#pragma omp for schedule(static)
+      for (index_t c = 0; c < chunks; ++c) {
+        index_t const n = c / per_image, oh0 = c % per_image * rows, oh1 = std::min(g.ho, oh0 + rows);
+        index_t const m = (oh1 - oh0) * wp;
+        if (dw) {  // w[a] += A_a^T dy', dy' = dy along the padded width (zero in the discarded columns)
+          T const* dyv = dyp.data() + ((n * hp + oh0 + g.pad_h) * wp + g.pad_w) * g.cout;
+          typename matmul_impl<cpu>::template prepared_rhs<T> const dyb(false, m, g.cout, dyv);
+          T const* base = xp.data() + (n * hp + oh0) * wp * g.cin;
+          for (index_t a = 0; a < g.kh; ++a)
+            dyb.gemm(true, run_in, T(1), base + a * wp * g.cin, fresh ? T(0) : T(1), dwt + a * run_in * g.cout, g.cin);
+          fresh = false;
+        }
+        if (dx) {  // the input rows oh0 .. oh1 (same size): sum_q A_q(dyp) wf[q], real columns added to dx
+          T const* base = dyp.data() + (n * hp + oh0) * wp * g.cout;
+          for (index_t q = 0; q < g.kh; ++q)
+            flipped[q].gemm(false, m, T(1), base + q * wp * g.cout, q == 0 ? T(0) : T(1), part.data(), g.cout);
+          for (index_t ih = oh0; ih < oh1; ++ih) {
+            T* d = dx + ((n * g.h + ih) * g.w) * g.cin;
+            T const* s = part.data() + (ih - oh0) * wp * g.cin;
+            for (index_t e = 0; e < g.w * g.cin; ++e) d[e] += s[e];
+          }
+        }
+      }
+      if (dw && team > 1) {
+        if (fresh && t != 0) std::fill(dwt, dwt + kn, T(0));  // a thread that got no chunk
+#pragma omp barrier
+        index_t const actual = team_size();  // may be below team under OMP_DYNAMIC
 #pragma omp for schedule(static)
         for (index_t e = 0; e < kn; ++e) {
           T sum = dw[e];

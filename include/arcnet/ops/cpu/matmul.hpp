@@ -26,11 +26,20 @@ struct matmul_impl<cpu> {
     if (m == 0 || n == 0) return;
     if constexpr (std::is_same_v<T, float>)
       if (sgemm::gemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c)) return;
+    eigen_gemm(trans_a, trans_b, m, n, k, alpha, a, trans_a ? m : k, b, beta, c);
+  }
+
+  /// gemm through Eigen, with A's rows lda apart.
+  template <class T>
+  static void eigen_gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, T const* a,
+                         index_t lda, T const* b, T beta, T* c) {
     matrix_map<T> C(c, m, n);
     if (beta == T(0)) C.setZero();
     else if (beta != T(1)) C *= beta;
     if (k == 0) return;
-    const_matrix_map<T> A(a, trans_a ? k : m, trans_a ? m : k);
+    using strided = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0,
+                               Eigen::OuterStride<>>;
+    strided A(a, trans_a ? k : m, trans_a ? m : k, Eigen::OuterStride<>(lda));
     const_matrix_map<T> B(b, trans_b ? n : k, trans_b ? k : n);
     if (!trans_a && !trans_b) C.noalias() += alpha * A * B;
     else if (!trans_a && trans_b) C.noalias() += alpha * A * B.transpose();
@@ -47,12 +56,16 @@ struct matmul_impl<cpu> {
    public:
     prepared_rhs(bool trans_b, index_t k, index_t n, T const* b)
         : trans_b_(trans_b), k_(k), n_(n), b_(b), packed_(pack(trans_b, k, n, b)) {}
-    /// C(m, n) = alpha op(A) op(B) + beta C, as gemm.
-    void gemm(bool trans_a, index_t m, T alpha, T const* a, T beta, T* c) const {
+    /// C(m, n) = alpha op(A) op(B) + beta C, as gemm; lda: the row stride of A as stored (0:
+    /// rows back to back).
+    void gemm(bool trans_a, index_t m, T alpha, T const* a, T beta, T* c, index_t lda = 0) const {
       if constexpr (std::is_same_v<T, float>)
         if (!packed_.empty() && packed_.isa() == sgemm::active())
-          return sgemm::gemm(trans_a, m, alpha, a, packed_, beta, c);
-      matmul_impl::gemm(trans_a, trans_b_, m, n_, k_, alpha, a, b_, beta, c);
+          return sgemm::gemm(trans_a, m, alpha, a, packed_, beta, c, lda);
+      if (lda == 0) lda = trans_a ? m : k_;
+      if constexpr (std::is_same_v<T, float>)  // too thin to pack: still our kernel if it takes it
+        if (lda == (trans_a ? m : k_) && sgemm::gemm(trans_a, trans_b_, m, n_, k_, alpha, a, b_, beta, c)) return;
+      eigen_gemm(trans_a, trans_b_, m, n_, k_, alpha, a, lda, b_, beta, c);
     }
 
    private:

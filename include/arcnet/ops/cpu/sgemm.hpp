@@ -393,14 +393,17 @@ class packed_b {
 };
 
 /// C(m, n) = alpha op(A) B + beta C with B packed; beta = 0 ignores C's contents. B must have
-/// been packed for the kernel that is still active.
-inline void gemm(bool trans_a, index_t m, float alpha, float const* a, packed_b const& b, float beta, float* c) {
+/// been packed for the kernel that is still active. lda: the row stride of A as stored (m x k,
+/// or k x m when trans_a); 0 for rows stored back to back.
+inline void gemm(bool trans_a, index_t m, float alpha, float const* a, packed_b const& b, float beta, float* c,
+                 index_t lda = 0) {
   index_t const n = b.cols(), k = b.rows();
   if (m == 0 || n == 0) return;
   if (b.isa() != active())
     arcnet::detail::raise<error>("sgemm::gemm: B was packed for the ", name(b.isa()), " kernel, but ",
                                  name(active()), " is active");
-  detail::view const va{a, trans_a ? 1 : k, trans_a ? m : 1};
+  if (lda == 0) lda = trans_a ? m : k;
+  detail::view const va{a, trans_a ? 1 : lda, trans_a ? lda : 1};
 #if ARCNET_SGEMM_X86
   bool const wide = b.panel() == 2 * detail::lanes(b.isa());
   if (b.isa() == kernel_isa::avx512) {
