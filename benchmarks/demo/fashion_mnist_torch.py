@@ -153,7 +153,10 @@ def main():
         for b in range(per_epoch):
             if planned is not None and it >= planned:
                 break
-            if it == probe_iters:  # plan the whole schedule from the measured speed
+            if it == probe_iters or (it > probe_iters and it % 100 == 0):
+                # plan the whole schedule from the speed so far, and re-plan as it settles, so
+                # that training ends at the budget (a plan from the first 10 iterations alone
+                # ended runs up to 80 s early or late)
                 rate = it / (time.time() - t0)
                 planned = max(it + 1, int(rate * a.budget))
             total = planned if planned is not None else 10 ** 9
