@@ -223,7 +223,8 @@ void tensor<T, Device>::fill(T value) {
       return;
     }
 #pragma omp parallel for schedule(static)
-    for (index_t b = 0; b < (n + block - 1) / block; ++b) std::fill(p + b * block, p + std::min(n, (b + 1) * block), value);
+    for (index_t b = 0; b < (n + block - 1) / block; ++b)
+      std::fill(p + b * block, p + std::min(n, (b + 1) * block), value);
   } else {
 #if defined(__CUDACC__)
     gpu::fill(data(), numel(), value);

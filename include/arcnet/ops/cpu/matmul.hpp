@@ -62,9 +62,8 @@ struct matmul_impl<cpu> {
       if constexpr (std::is_same_v<T, float>)
         if (!packed_.empty() && packed_.isa() == sgemm::active())
           return sgemm::gemm(trans_a, m, alpha, a, packed_, beta, c, lda);
-      if (lda == 0) lda = trans_a ? m : k_;
-      if constexpr (std::is_same_v<T, float>)  // too thin to pack: still our kernel if it takes it
-        if (lda == (trans_a ? m : k_) && sgemm::gemm(trans_a, trans_b_, m, n_, k_, alpha, a, b_, beta, c)) return;
+      if (lda == 0 || lda == (trans_a ? m : k_))  // rows back to back: our kernel still takes it if it can
+        return matmul_impl::gemm(trans_a, trans_b_, m, n_, k_, alpha, a, b_, beta, c);
       eigen_gemm(trans_a, trans_b_, m, n_, k_, alpha, a, lda, b_, beta, c);
     }
 
