@@ -26,7 +26,7 @@ __global__ void spin_kernel(unsigned long long ns) {
 
 /// Keeps gpu::stream() busy for about `ms` milliseconds from now.
 inline void spin_stream(double ms) {
-  spin_kernel<<<1, 1, 0, gpu::stream()>>>(static_cast<unsigned long long>(ms * 1e6));
+  ARCNET_CUDA_KERNEL(1, 1, 0, gpu::stream(), spin_kernel)(static_cast<unsigned long long>(ms * 1e6));
   ARCNET_CUDA_LAUNCH_CHECK("pinned_test::spin_kernel");
 }
 

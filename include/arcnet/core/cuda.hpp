@@ -42,6 +42,13 @@ inline void cublas_check(cublasStatus_t status, char const* call, char const* fi
 /// Throws arcnet::device_error naming the call, the place and CUDA's message unless it succeeded.
 #define ARCNET_CUDA_CHECK(call) ::arcnet::detail::cuda_check((call), #call, __FILE__, __LINE__)
 #define ARCNET_CUBLAS_CHECK(call) ::arcnet::detail::cublas_check((call), #call, __FILE__, __LINE__)
+/// ARCNET_CUDA_KERNEL(grid, block, shared_bytes, stream, kernel)(args...) launches a kernel:
+/// kernel<<<grid, block, shared_bytes, stream>>>(args...) written as a macro, so that the host
+/// emulator of the tests (tests/cuda_emulator/) can run the same kernels on the CPU by defining
+/// it first. The kernel comes last because a template argument list may hold commas.
+#if !defined(ARCNET_CUDA_KERNEL)
+#define ARCNET_CUDA_KERNEL(grid, block, shared_bytes, stream, ...) __VA_ARGS__<<<grid, block, shared_bytes, stream>>>
+#endif
 /// After a kernel launch: a bad configuration (or an earlier asynchronous fault) becomes an error
 /// that names the kernel.
 #define ARCNET_CUDA_LAUNCH_CHECK(kernel) \
@@ -254,14 +261,14 @@ __global__ void add_scalar(T* dst, index_t n, T value) {
 template <class T>
 void add(T* dst, T const* src, index_t n) {
   if (n <= 0) return;
-  kernels::add<<<blocks_for(n), block_threads, 0, stream()>>>(dst, src, n);
+  ARCNET_CUDA_KERNEL(blocks_for(n), block_threads, 0, stream(), kernels::add)(dst, src, n);
   ARCNET_CUDA_LAUNCH_CHECK("gpu::kernels::add");
 }
 /// dst[i] += value for i in [0, n), on stream() (a counter kept on the device).
 template <class T>
 void add_scalar(T* dst, index_t n, T value) {
   if (n <= 0) return;
-  kernels::add_scalar<<<blocks_for(n), block_threads, 0, stream()>>>(dst, n, value);
+  ARCNET_CUDA_KERNEL(blocks_for(n), block_threads, 0, stream(), kernels::add_scalar)(dst, n, value);
   ARCNET_CUDA_LAUNCH_CHECK("gpu::kernels::add_scalar");
 }
 
@@ -269,7 +276,7 @@ void add_scalar(T* dst, index_t n, T value) {
 template <class T>
 void fill(T* p, index_t n, T value) {
   if (n <= 0) return;
-  kernels::fill<<<blocks_for(n), block_threads, 0, stream()>>>(p, n, value);
+  ARCNET_CUDA_KERNEL(blocks_for(n), block_threads, 0, stream(), kernels::fill)(p, n, value);
   ARCNET_CUDA_LAUNCH_CHECK("gpu::kernels::fill");
 }
 

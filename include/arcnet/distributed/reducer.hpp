@@ -261,7 +261,7 @@ class gradient_reducer<cuda> : public detail_reducer::reducer_core<cuda, gradien
         index_t const n = p.numel();
         if (n == 0) continue;
         float* g = p.grad_for_accumulate().data();
-        detail_reducer::kernels::scaled_copy<<<gpu::blocks_for(n), gpu::block_threads, 0, compute_>>>(
+        ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, compute_, detail_reducer::kernels::scaled_copy)(
             g, flat_[k].data() + b.offsets[j], n, scale);
         ARCNET_CUDA_LAUNCH_CHECK("detail_reducer::kernels::scaled_copy");
       }

@@ -215,8 +215,8 @@ struct batch_norm_impl<cuda> {
     dim3 const grid(static_cast<unsigned>((c + cuda_kernels::bn_tile_channels - 1) / cuda_kernels::bn_tile_channels),
                     static_cast<unsigned>(strips));
     dim3 const block(cuda_kernels::bn_tile_channels, cuda_kernels::bn_tile_rows);
-    cuda_kernels::bn_channel_partials<T, Grad><<<grid, block, 0, gpu::stream()>>>(x, dy, mean, m, c, strips,
-                                                                                  part.data());
+    ARCNET_CUDA_KERNEL(grid, block, 0, gpu::stream(), cuda_kernels::bn_channel_partials<T, Grad>)(
+        x, dy, mean, m, c, strips, part.data());
     ARCNET_CUDA_LAUNCH_CHECK("bn_channel_partials");
     return part;
   }
@@ -233,7 +233,7 @@ struct batch_norm_impl<cuda> {
     if (c <= 0) return;
     index_t const strips = strip_count(m, c);
     auto part = channel_partials<T, false>(x.data(), nullptr, nullptr, m, c, strips);
-    cuda_kernels::bn_statistics_finalize<T><<<warp_blocks(c), gpu::block_threads, 0, gpu::stream()>>>(
+    ARCNET_CUDA_KERNEL(warp_blocks(c), gpu::block_threads, 0, gpu::stream(), cuda_kernels::bn_statistics_finalize<T>)(
         x.data(), part.data(), m, c, strips, eps, momentum, mean.data(), invstd.data(),
         running_mean ? running_mean->data() : nullptr, running_var ? running_var->data() : nullptr);
     ARCNET_CUDA_LAUNCH_CHECK("bn_statistics_finalize");
@@ -245,7 +245,8 @@ struct batch_norm_impl<cuda> {
                                  tensor<T, cuda>& mean, tensor<T, cuda>& invstd) {
     index_t const c = mean.numel();
     if (c <= 0) return;
-    cuda_kernels::bn_running_statistics<T><<<gpu::blocks_for(c), gpu::block_threads, 0, gpu::stream()>>>(
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(c), gpu::block_threads, 0, gpu::stream(),
+                       cuda_kernels::bn_running_statistics<T>)(
         running_mean.data(), running_var.data(), c, eps, mean.data(), invstd.data());
     ARCNET_CUDA_LAUNCH_CHECK("bn_running_statistics");
   }
@@ -257,7 +258,7 @@ struct batch_norm_impl<cuda> {
                         tensor<T, cuda>& y) {
     index_t const n = m * c;
     if (n <= 0) return;
-    cuda_kernels::bn_normalize<T><<<gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream()>>>(
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::bn_normalize<T>)(
         x.data(), n, c, mean.data(), invstd.data(), weight.defined() ? weight.data() : nullptr,
         bias.defined() ? bias.data() : nullptr, y.data());
     ARCNET_CUDA_LAUNCH_CHECK("bn_normalize");
@@ -278,15 +279,14 @@ struct batch_norm_impl<cuda> {
     if (need_sums) part = channel_partials<T, true>(x.data(), dy.data(), mean.data(), m, c, strips);
     tensor<T, cuda> coef;
     if (dx) coef = tensor<T, cuda>::uninitialized(shape{3 * c});
-    cuda_kernels::bn_backward_finalize<T><<<warp_blocks(c), gpu::block_threads, 0, gpu::stream()>>>(
+    ARCNET_CUDA_KERNEL(warp_blocks(c), gpu::block_threads, 0, gpu::stream(), cuda_kernels::bn_backward_finalize<T>)(
         need_sums ? part.data() : nullptr, m, c, strips, invstd.data(), weight.defined() ? weight.data() : nullptr,
-        batch_stats, dweight ? dweight->data() : nullptr, dbias ? dbias->data() : nullptr,
-        dx ? coef.data() : nullptr);
+        batch_stats, dweight ? dweight->data() : nullptr, dbias ? dbias->data() : nullptr, dx ? coef.data() : nullptr);
     ARCNET_CUDA_LAUNCH_CHECK("bn_backward_finalize");
     if (!dx) return;
     index_t const n = m * c;
     if (n <= 0) return;
-    cuda_kernels::bn_backward_dx<T><<<gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream()>>>(
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::bn_backward_dx<T>)(
         x.data(), dy.data(), n, c, mean.data(), coef.data(), dx->data());
     ARCNET_CUDA_LAUNCH_CHECK("bn_backward_dx");
   }

@@ -155,7 +155,7 @@ struct conv2d_impl<cuda> {
     }
     if (bias || relu) {
       index_t const count = m * g.cout;
-      cuda_kernels::conv2d_bias_relu<<<gpu::blocks_for(count), gpu::block_threads, 0, gpu::stream()>>>(
+      ARCNET_CUDA_KERNEL(gpu::blocks_for(count), gpu::block_threads, 0, gpu::stream(), cuda_kernels::conv2d_bias_relu)(
           y, bias, count, g.cout, relu);
       ARCNET_CUDA_LAUNCH_CHECK("conv2d_bias_relu");
     }
@@ -219,8 +219,8 @@ struct conv2d_impl<cuda> {
   static void im2col(detail::conv2d_geometry const& g, T const* x, index_t m0, index_t m1, T* col) {
     index_t const count = (m1 - m0) * g.depth();
     if (count <= 0) return;
-    cuda_kernels::conv2d_im2col<<<gpu::blocks_for(count), gpu::block_threads, 0, gpu::stream()>>>(g, x, m0, count,
-                                                                                                 col);
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(count), gpu::block_threads, 0, gpu::stream(), cuda_kernels::conv2d_im2col)(
+        g, x, m0, count, col);
     ARCNET_CUDA_LAUNCH_CHECK("conv2d_im2col");
   }
 
@@ -250,7 +250,7 @@ struct conv2d_impl<cuda> {
     col2im_span const s = col2im_span_of(g, m0, m1);
     index_t const count = s.images * s.nrows * g.w * g.cin;
     if (count <= 0) return;
-    cuda_kernels::conv2d_col2im<<<gpu::blocks_for(count), gpu::block_threads, 0, gpu::stream()>>>(
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(count), gpu::block_threads, 0, gpu::stream(), cuda_kernels::conv2d_col2im)(
         g, dcol, m0, m1, s.n0, s.ih_lo, s.nrows, count, dx);
     ARCNET_CUDA_LAUNCH_CHECK("conv2d_col2im");
   }
@@ -266,11 +266,11 @@ struct conv2d_impl<cuda> {
     auto partial = tensor<double, cuda>::uninitialized(shape{segments, cout});
     dim3 const grid(static_cast<unsigned>((cout + conv2d_sum_cols - 1) / conv2d_sum_cols),
                     static_cast<unsigned>(segments));
-    conv2d_column_partials<<<grid, dim3(conv2d_sum_cols, conv2d_sum_rows), 0, gpu::stream()>>>(dy, m, cout, seg_rows,
-                                                                                              partial.data());
+    ARCNET_CUDA_KERNEL(grid, dim3(conv2d_sum_cols, conv2d_sum_rows), 0, gpu::stream(), conv2d_column_partials)(
+        dy, m, cout, seg_rows, partial.data());
     ARCNET_CUDA_LAUNCH_CHECK("conv2d_column_partials");
-    conv2d_column_finish<<<gpu::blocks_for(cout), gpu::block_threads, 0, gpu::stream()>>>(partial.data(), segments,
-                                                                                         cout, db);
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(cout), gpu::block_threads, 0, gpu::stream(), conv2d_column_finish)(
+        partial.data(), segments, cout, db);
     ARCNET_CUDA_LAUNCH_CHECK("conv2d_column_finish");
   }
 };

@@ -385,8 +385,8 @@ struct elementwise_impl<cuda> {
   static void unary_forward(unary_kind k, tensor<T, cuda> const& x, tensor<T, cuda>& y, T p, T q) {
     index_t const n = x.numel();
     if (n == 0) return;
-    cuda_kernels::ew_unary_forward<<<gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream()>>>(k, x.data(),
-                                                                                                y.data(), n, p, q);
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::ew_unary_forward)(
+        k, x.data(), y.data(), n, p, q);
     ARCNET_CUDA_LAUNCH_CHECK("ew_unary_forward");
   }
   template <class T>
@@ -394,7 +394,7 @@ struct elementwise_impl<cuda> {
                              tensor<T, cuda> const& dy, tensor<T, cuda>& dx, T p, T q) {
     index_t const n = x.numel();
     if (n == 0) return;
-    cuda_kernels::ew_unary_backward<<<gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream()>>>(
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::ew_unary_backward)(
         k, x.data(), y.data(), dy.data(), dx.data(), n, p, q);
     ARCNET_CUDA_LAUNCH_CHECK("ew_unary_backward");
   }
@@ -404,14 +404,14 @@ struct elementwise_impl<cuda> {
     index_t const n = y.numel();
     if (n == 0) return;
     if (a.shape() == b.shape()) {
-      cuda_kernels::ew_binary_same<<<gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream()>>>(
+      ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::ew_binary_same)(
           k, a.data(), b.data(), y.data(), n);
       ARCNET_CUDA_LAUNCH_CHECK("ew_binary_same");
       return;
     }
     auto const l = cuda_kernels::ew_make_layout(y.shape(), detail::broadcast_strides(a.shape(), y.shape()),
                                                 detail::broadcast_strides(b.shape(), y.shape()));
-    cuda_kernels::ew_binary_broadcast<<<gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream()>>>(
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::ew_binary_broadcast)(
         k, a.data(), b.data(), y.data(), n, l);
     ARCNET_CUDA_LAUNCH_CHECK("ew_binary_broadcast");
   }
@@ -424,7 +424,8 @@ struct elementwise_impl<cuda> {
     index_t const n = dy.numel();
     if (n == 0 || (!da && !db)) return;
     if (a.shape() == b.shape()) {
-      cuda_kernels::ew_binary_backward_same<<<gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream()>>>(
+      ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(),
+                         cuda_kernels::ew_binary_backward_same)(
           k, a.data(), b.data(), dy.data(), da ? da->data() : nullptr, db ? db->data() : nullptr, n);
       ARCNET_CUDA_LAUNCH_CHECK("ew_binary_backward_same");
       return;
@@ -440,7 +441,7 @@ struct elementwise_impl<cuda> {
                             tensor<T, cuda>& y) {
     index_t const n = y.numel();
     if (n == 0) return;
-    cuda_kernels::ew_where_forward<<<gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream()>>>(
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::ew_where_forward)(
         cond.data(), a.data(), b.data(), y.data(), n);
     ARCNET_CUDA_LAUNCH_CHECK("ew_where_forward");
   }
@@ -449,7 +450,7 @@ struct elementwise_impl<cuda> {
                              tensor<T, cuda>* db) {
     index_t const n = dy.numel();
     if (n == 0 || (!da && !db)) return;
-    cuda_kernels::ew_where_backward<<<gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream()>>>(
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::ew_where_backward)(
         cond.data(), dy.data(), da ? da->data() : nullptr, db ? db->data() : nullptr, n);
     ARCNET_CUDA_LAUNCH_CHECK("ew_where_backward");
   }
@@ -465,7 +466,8 @@ struct elementwise_impl<cuda> {
     }
     auto const l = cuda_kernels::ew_make_layout(y.shape(), detail::broadcast_strides(x.shape(), y.shape()),
                                                 std::vector<index_t>(static_cast<std::size_t>(y.rank()), 0));
-    cuda_kernels::ew_broadcast_accumulate<<<gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream()>>>(
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(),
+                       cuda_kernels::ew_broadcast_accumulate)(
         x.data(), y.data(), n, l, alpha);
     ARCNET_CUDA_LAUNCH_CHECK("ew_broadcast_accumulate");
   }
@@ -475,8 +477,8 @@ struct elementwise_impl<cuda> {
   static void axpy(T alpha, tensor<T, cuda> const& x, tensor<T, cuda>& y) {
     index_t const n = x.numel();
     if (n == 0) return;
-    cuda_kernels::ew_axpy<<<gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream()>>>(alpha, x.data(), y.data(),
-                                                                                        n);
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::ew_axpy)(
+        alpha, x.data(), y.data(), n);
     ARCNET_CUDA_LAUNCH_CHECK("ew_axpy");
   }
 
@@ -491,12 +493,13 @@ struct elementwise_impl<cuda> {
     if (nx == 0) return;
     auto const l = cuda_kernels::ew_make_reduce_layout(dy.shape(), sx, so);
     if (l.count <= block_reduce_threshold) {
-      cuda_kernels::ew_binary_backward_thread<<<gpu::blocks_for(nx), gpu::block_threads, 0, gpu::stream()>>>(
+      ARCNET_CUDA_KERNEL(gpu::blocks_for(nx), gpu::block_threads, 0, gpu::stream(),
+                         cuda_kernels::ew_binary_backward_thread)(
           k, x_is_a, x.data(), other, dy.data(), dx.data(), nx, l);
       ARCNET_CUDA_LAUNCH_CHECK("ew_binary_backward_thread");
     } else {
       auto const blocks = static_cast<unsigned>(std::min(nx, max_blocks));
-      cuda_kernels::ew_binary_backward_block<<<blocks, gpu::block_threads, 0, gpu::stream()>>>(
+      ARCNET_CUDA_KERNEL(blocks, gpu::block_threads, 0, gpu::stream(), cuda_kernels::ew_binary_backward_block)(
           k, x_is_a, x.data(), other, dy.data(), dx.data(), nx, l);
       ARCNET_CUDA_LAUNCH_CHECK("ew_binary_backward_block");
     }

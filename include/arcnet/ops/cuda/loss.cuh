@@ -180,8 +180,9 @@ struct loss_impl<cuda> {
   template <class T>
   static void softmax(tensor<T, cuda> const& x, tensor<T, cuda>& y, index_t rows, index_t cols, bool log) {
     if (rows <= 0 || cols <= 0) return;
-    cuda_kernels::loss_softmax_rows<<<cuda_kernels::loss_row_blocks(rows), cuda_kernels::loss_row_threads(cols), 0,
-                                      gpu::stream()>>>(x.data(), y.data(), rows, cols, log);
+    ARCNET_CUDA_KERNEL(cuda_kernels::loss_row_blocks(rows), cuda_kernels::loss_row_threads(cols), 0, gpu::stream(),
+                       cuda_kernels::loss_softmax_rows)(
+        x.data(), y.data(), rows, cols, log);
     ARCNET_CUDA_LAUNCH_CHECK("loss_softmax_rows");
   }
 
@@ -190,8 +191,8 @@ struct loss_impl<cuda> {
   static void softmax_backward(tensor<T, cuda> const& y, tensor<T, cuda> const& dy, tensor<T, cuda>& dx, index_t rows,
                                index_t cols, bool log) {
     if (rows <= 0 || cols <= 0) return;
-    cuda_kernels::loss_softmax_backward_rows<<<cuda_kernels::loss_row_blocks(rows),
-                                               cuda_kernels::loss_row_threads(cols), 0, gpu::stream()>>>(
+    ARCNET_CUDA_KERNEL(cuda_kernels::loss_row_blocks(rows), cuda_kernels::loss_row_threads(cols), 0, gpu::stream(),
+                       cuda_kernels::loss_softmax_backward_rows)(
         y.data(), dy.data(), dx.data(), rows, cols, log);
     ARCNET_CUDA_LAUNCH_CHECK("loss_softmax_backward_rows");
   }
@@ -204,11 +205,11 @@ struct loss_impl<cuda> {
     if (n <= 0 || c <= 0) return;  // the facade rejects both; never launch an empty grid
     auto t = device_targets(targets);
     auto row_loss = tensor<double, cuda>::uninitialized(shape{n});
-    cuda_kernels::loss_cross_entropy_rows<<<cuda_kernels::loss_row_blocks(n), cuda_kernels::loss_row_threads(c), 0,
-                                            gpu::stream()>>>(logits.data(), t.data(), label_smoothing, prob.data(),
-                                                             row_loss.data(), n, c);
+    ARCNET_CUDA_KERNEL(cuda_kernels::loss_row_blocks(n), cuda_kernels::loss_row_threads(c), 0, gpu::stream(),
+                       cuda_kernels::loss_cross_entropy_rows)(
+        logits.data(), t.data(), label_smoothing, prob.data(), row_loss.data(), n, c);
     ARCNET_CUDA_LAUNCH_CHECK("loss_cross_entropy_rows");
-    cuda_kernels::loss_mean_of_rows<<<1, 1024, 0, gpu::stream()>>>(row_loss.data(), n, loss.data());
+    ARCNET_CUDA_KERNEL(1, 1024, 0, gpu::stream(), cuda_kernels::loss_mean_of_rows)(row_loss.data(), n, loss.data());
     ARCNET_CUDA_LAUNCH_CHECK("loss_mean_of_rows");
   }
 
@@ -221,7 +222,8 @@ struct loss_impl<cuda> {
     auto t = device_targets(targets);
     T const uniform = static_cast<T>(label_smoothing / static_cast<double>(c));
     T const hit = static_cast<T>(1 - label_smoothing);
-    cuda_kernels::loss_cross_entropy_backward<<<gpu::blocks_for(n * c), gpu::block_threads, 0, gpu::stream()>>>(
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(n * c), gpu::block_threads, 0, gpu::stream(),
+                       cuda_kernels::loss_cross_entropy_backward)(
         prob.data(), t.data(), dy.data(), uniform, hit, dlogits.data(), n, c);
     ARCNET_CUDA_LAUNCH_CHECK("loss_cross_entropy_backward");
   }

@@ -116,7 +116,7 @@ struct margin_impl<cuda> {
     if (n <= 0 || c <= 0) return;
     auto t = device_targets(targets);
     auto r = device_rows(targets, margins);
-    cuda_kernels::margin_forward<<<gpu::blocks_for(n * c), gpu::block_threads, 0, gpu::stream()>>>(
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(n * c), gpu::block_threads, 0, gpu::stream(), cuda_kernels::margin_forward)(
         cosine.data(), t.data(), reinterpret_cast<cuda_kernels::margin_row const*>(r.data()), params<T>(o), y.data(), n,
         c);
     ARCNET_CUDA_LAUNCH_CHECK("margin_forward");
@@ -130,7 +130,7 @@ struct margin_impl<cuda> {
     if (n <= 0 || c <= 0) return;
     auto t = device_targets(targets);
     auto r = device_rows(targets, margins);
-    cuda_kernels::margin_backward<<<gpu::blocks_for(n * c), gpu::block_threads, 0, gpu::stream()>>>(
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(n * c), gpu::block_threads, 0, gpu::stream(), cuda_kernels::margin_backward)(
         cosine.data(), t.data(), reinterpret_cast<cuda_kernels::margin_row const*>(r.data()), params<T>(o), dy.data(),
         dcos.data(), n, c);
     ARCNET_CUDA_LAUNCH_CHECK("margin_backward");

@@ -72,7 +72,8 @@ struct matmul_impl<cuda> {
   static void scale(T* c, index_t n, T beta) {
     if (beta == T(0)) return gpu::fill(c, n, T(0));
     if (beta == T(1)) return;
-    cuda_kernels::scale_kernel<<<gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream()>>>(c, n, beta);
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::scale_kernel)(
+        c, n, beta);
     ARCNET_CUDA_LAUNCH_CHECK("matmul scale_kernel");
   }
 };

@@ -139,14 +139,14 @@ struct normalize_impl<cuda> {
                       index_t inner, double eps) {
     if (outer <= 0 || inner <= 0) return;
     if (inner == 1) {
-      cuda_kernels::normalize_rows_forward<T>
-          <<<row_blocks(outer), cuda_kernels::normalize_threads, 0, gpu::stream()>>>(x.data(), y.data(),
-                                                                                     norms.data(), outer, r, eps);
+      ARCNET_CUDA_KERNEL(row_blocks(outer), cuda_kernels::normalize_threads, 0, gpu::stream(),
+                         cuda_kernels::normalize_rows_forward<T>)(
+          x.data(), y.data(), norms.data(), outer, r, eps);
       ARCNET_CUDA_LAUNCH_CHECK("normalize_rows_forward");
     } else {
-      cuda_kernels::normalize_columns_forward<T>
-          <<<gpu::blocks_for(outer * inner), gpu::block_threads, 0, gpu::stream()>>>(x.data(), y.data(),
-                                                                                    norms.data(), outer, r, inner, eps);
+      ARCNET_CUDA_KERNEL(gpu::blocks_for(outer * inner), gpu::block_threads, 0, gpu::stream(),
+                         cuda_kernels::normalize_columns_forward<T>)(
+          x.data(), y.data(), norms.data(), outer, r, inner, eps);
       ARCNET_CUDA_LAUNCH_CHECK("normalize_columns_forward");
     }
   }
@@ -157,14 +157,14 @@ struct normalize_impl<cuda> {
                        tensor<T, cuda>& dx, index_t outer, index_t r, index_t inner, double eps) {
     if (outer <= 0 || inner <= 0 || r <= 0) return;
     if (inner == 1) {
-      cuda_kernels::normalize_rows_backward<T>
-          <<<row_blocks(outer), cuda_kernels::normalize_threads, 0, gpu::stream()>>>(y.data(), norms.data(),
-                                                                                     dy.data(), dx.data(), outer, r, eps);
+      ARCNET_CUDA_KERNEL(row_blocks(outer), cuda_kernels::normalize_threads, 0, gpu::stream(),
+                         cuda_kernels::normalize_rows_backward<T>)(
+          y.data(), norms.data(), dy.data(), dx.data(), outer, r, eps);
       ARCNET_CUDA_LAUNCH_CHECK("normalize_rows_backward");
     } else {
-      cuda_kernels::normalize_columns_backward<T>
-          <<<gpu::blocks_for(outer * inner), gpu::block_threads, 0, gpu::stream()>>>(
-              y.data(), norms.data(), dy.data(), dx.data(), outer, r, inner, eps);
+      ARCNET_CUDA_KERNEL(gpu::blocks_for(outer * inner), gpu::block_threads, 0, gpu::stream(),
+                         cuda_kernels::normalize_columns_backward<T>)(
+          y.data(), norms.data(), dy.data(), dx.data(), outer, r, inner, eps);
       ARCNET_CUDA_LAUNCH_CHECK("normalize_columns_backward");
     }
   }

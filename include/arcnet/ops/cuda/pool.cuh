@@ -284,8 +284,8 @@ struct pool_impl<cuda> {
   static void max_forward(detail::pool2d_geometry const& g, T const* x, T* y, index_t* idx) {
     index_t const count = g.n * g.ho * g.wo * g.c;
     if (count <= 0) return;
-    cuda_kernels::pool_max_forward<<<gpu::blocks_for(count), gpu::block_threads, 0, gpu::stream()>>>(g, x, y, idx,
-                                                                                                    count);
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(count), gpu::block_threads, 0, gpu::stream(), cuda_kernels::pool_max_forward)(
+        g, x, y, idx, count);
     ARCNET_CUDA_LAUNCH_CHECK("pool_max_forward");
   }
 
@@ -298,13 +298,13 @@ struct pool_impl<cuda> {
     auto ext = tensor<index_t, cuda>::uninitialized(shape{2 * (g.ho + g.wo)});
     auto ranges = tensor<index_t, cuda>::uninitialized(shape{2 * (g.h + g.w)});
     unsigned const extent_blocks = static_cast<unsigned>(std::min<index_t>(g.ho + g.wo, 65535));
-    pool_argmax_extent<<<extent_blocks, pool_extent_threads, 0, gpu::stream()>>>(g, idx, ext.data());
+    ARCNET_CUDA_KERNEL(extent_blocks, pool_extent_threads, 0, gpu::stream(), pool_argmax_extent)(g, idx, ext.data());
     ARCNET_CUDA_LAUNCH_CHECK("pool_argmax_extent");
-    pool_argmax_ranges<<<gpu::blocks_for(g.h + g.w), gpu::block_threads, 0, gpu::stream()>>>(g, ext.data(),
-                                                                                          ranges.data());
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(g.h + g.w), gpu::block_threads, 0, gpu::stream(), pool_argmax_ranges)(
+        g, ext.data(), ranges.data());
     ARCNET_CUDA_LAUNCH_CHECK("pool_argmax_ranges");
-    pool_max_backward<<<gpu::blocks_for(count), gpu::block_threads, 0, gpu::stream()>>>(g, dy, idx, ranges.data(), dx,
-                                                                                       count);
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(count), gpu::block_threads, 0, gpu::stream(), pool_max_backward)(
+        g, dy, idx, ranges.data(), dx, count);
     ARCNET_CUDA_LAUNCH_CHECK("pool_max_backward");
   }
 
@@ -313,7 +313,8 @@ struct pool_impl<cuda> {
   static void avg_forward(detail::pool2d_geometry const& g, T const* x, T* y) {
     index_t const count = g.n * g.ho * g.wo * g.c;
     if (count <= 0) return;
-    cuda_kernels::pool_avg_forward<<<gpu::blocks_for(count), gpu::block_threads, 0, gpu::stream()>>>(g, x, y, count);
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(count), gpu::block_threads, 0, gpu::stream(), cuda_kernels::pool_avg_forward)(
+        g, x, y, count);
     ARCNET_CUDA_LAUNCH_CHECK("pool_avg_forward");
   }
 
@@ -322,8 +323,8 @@ struct pool_impl<cuda> {
   static void avg_backward(detail::pool2d_geometry const& g, T const* dy, T* dx) {
     index_t const count = g.n * g.h * g.w * g.c;
     if (count <= 0) return;
-    cuda_kernels::pool_avg_backward<<<gpu::blocks_for(count), gpu::block_threads, 0, gpu::stream()>>>(g, dy, dx,
-                                                                                                     count);
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(count), gpu::block_threads, 0, gpu::stream(), cuda_kernels::pool_avg_backward)(
+        g, dy, dx, count);
     ARCNET_CUDA_LAUNCH_CHECK("pool_avg_backward");
   }
 
@@ -337,12 +338,12 @@ struct pool_impl<cuda> {
     auto partial = tensor<double, cuda>::uninitialized(shape{n, segments, c});
     dim3 const grid(static_cast<unsigned>((c + pool_sum_cols - 1) / pool_sum_cols), static_cast<unsigned>(segments),
                     static_cast<unsigned>(std::min<index_t>(n, 65535)));
-    pool_column_partials<<<grid, dim3(pool_sum_cols, pool_sum_rows), 0, gpu::stream()>>>(x, n, pixels, c, seg,
-                                                                                        partial.data());
+    ARCNET_CUDA_KERNEL(grid, dim3(pool_sum_cols, pool_sum_rows), 0, gpu::stream(), pool_column_partials)(
+        x, n, pixels, c, seg, partial.data());
     ARCNET_CUDA_LAUNCH_CHECK("pool_column_partials");
     T const scale = T(1) / static_cast<T>(pixels);
-    pool_column_finish<<<gpu::blocks_for(n * c), gpu::block_threads, 0, gpu::stream()>>>(partial.data(), n, segments,
-                                                                                        c, scale, y);
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(n * c), gpu::block_threads, 0, gpu::stream(), pool_column_finish)(
+        partial.data(), n, segments, c, scale, y);
     ARCNET_CUDA_LAUNCH_CHECK("pool_column_finish");
   }
 
@@ -352,7 +353,8 @@ struct pool_impl<cuda> {
     index_t const count = n * pixels * c;
     if (count <= 0) return;
     T const scale = T(1) / static_cast<T>(pixels);
-    cuda_kernels::pool_global_avg_backward<<<gpu::blocks_for(count), gpu::block_threads, 0, gpu::stream()>>>(
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(count), gpu::block_threads, 0, gpu::stream(),
+                       cuda_kernels::pool_global_avg_backward)(
         dy, dx, pixels, c, scale, count);
     ARCNET_CUDA_LAUNCH_CHECK("pool_global_avg_backward");
   }

@@ -195,7 +195,8 @@ struct reduce_impl<cuda> {
     index_t const chunks = (n + row_chunk - 1) / row_chunk;
     auto part = tensor<double, cuda>::uninitialized(shape{chunks});
     auto const blocks = static_cast<unsigned>(std::min(chunks, max_blocks));
-    cuda_kernels::rd_squares<<<blocks, gpu::block_threads, 0, gpu::stream()>>>(x, n, row_chunk, chunks, part.data());
+    ARCNET_CUDA_KERNEL(blocks, gpu::block_threads, 0, gpu::stream(), cuda_kernels::rd_squares)(
+        x, n, row_chunk, chunks, part.data());
     ARCNET_CUDA_LAUNCH_CHECK("rd_squares");
     sum_rows(part.data(), out, 1, chunks, chunks, 1, 1.0);
   }
@@ -206,7 +207,7 @@ struct reduce_impl<cuda> {
                            T scale) {
     index_t const n = outer * r * inner;
     if (n == 0) return;
-    cuda_kernels::rd_sum_backward<<<gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream()>>>(
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::rd_sum_backward)(
         dy.data(), dx.data(), n, r, inner, scale);
     ARCNET_CUDA_LAUNCH_CHECK("rd_sum_backward");
   }
@@ -223,11 +224,11 @@ struct reduce_impl<cuda> {
     T const lowest = -std::numeric_limits<T>::infinity();
     if (inner == 1 && r >= min_row_length) {
       auto const blocks = static_cast<unsigned>(std::min(outer, max_blocks));
-      cuda_kernels::rd_max_rows<<<blocks, gpu::block_threads, 0, gpu::stream()>>>(x.data(), y.data(), d_arg.data(),
-                                                                                   outer, r, lowest);
+      ARCNET_CUDA_KERNEL(blocks, gpu::block_threads, 0, gpu::stream(), cuda_kernels::rd_max_rows)(
+          x.data(), y.data(), d_arg.data(), outer, r, lowest);
       ARCNET_CUDA_LAUNCH_CHECK("rd_max_rows");
     } else {
-      cuda_kernels::rd_max_columns<<<gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream()>>>(
+      ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::rd_max_columns)(
           x.data(), y.data(), d_arg.data(), outer, r, inner, lowest);
       ARCNET_CUDA_LAUNCH_CHECK("rd_max_columns");
     }
@@ -243,7 +244,7 @@ struct reduce_impl<cuda> {
                     " indices for ", n, " outputs");
     auto d_arg = tensor<index_t, cuda>::uninitialized(shape{n});
     gpu::copy(d_arg.data(), arg.data(), n, cudaMemcpyHostToDevice);
-    cuda_kernels::rd_max_backward<<<gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream()>>>(
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::rd_max_backward)(
         dy.data(), d_arg.data(), dx.data(), n, r, inner);
     ARCNET_CUDA_LAUNCH_CHECK("rd_max_backward");
   }
@@ -253,15 +254,15 @@ struct reduce_impl<cuda> {
   static void sum_columns(T const* x, T* part, index_t outer, index_t r, index_t inner, index_t len, index_t chunks,
                           T scale) {
     index_t const n = outer * chunks * inner;
-    cuda_kernels::rd_sum_columns<<<gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream()>>>(
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::rd_sum_columns)(
         x, part, outer, r, inner, len, chunks, scale);
     ARCNET_CUDA_LAUNCH_CHECK("rd_sum_columns");
   }
   template <class T>
   static void sum_rows(T const* x, T* part, index_t outer, index_t r, index_t len, index_t chunks, T scale) {
     auto const blocks = static_cast<unsigned>(std::min(outer * chunks, max_blocks));
-    cuda_kernels::rd_sum_rows<<<blocks, gpu::block_threads, 0, gpu::stream()>>>(x, part, outer, r, len, chunks,
-                                                                                scale);
+    ARCNET_CUDA_KERNEL(blocks, gpu::block_threads, 0, gpu::stream(), cuda_kernels::rd_sum_rows)(
+        x, part, outer, r, len, chunks, scale);
     ARCNET_CUDA_LAUNCH_CHECK("rd_sum_rows");
   }
 };
