@@ -147,6 +147,10 @@ TEMPLATE_TEST_CASE("cuda reduce: max and its argmax match the CPU exactly", "[cu
   using T = TestType;
   std::uint64_t seed = 900;
   for (auto const& c : max_cases()) {
+#if defined(ARCNET_CUDA_EMULATOR)
+    // 70000 blocks of 256 threads, each thread a fiber: minutes on the CPU. The GPU runs it.
+    if (c.s == shape{70000, 65}) continue;
+#endif
     for (bool keepdim : {false, true}) {
       INFO("shape " << c.s << ", axis " << c.axis << ", keepdim " << keepdim);
       auto x = max_input<T>(c.s, seed += 10);

@@ -1,6 +1,7 @@
 #pragma once
 // The precision policy of GEMMs and convolutions on the CUDA device. Tensors, master weights,
-// optimizer state, norm statistics, softmax and the ArcFace head stay fp32 whatever the mode;
+// optimizer state, norm statistics, softmax and the ArcFace head (its products are marked
+// matmul_options::full_precision) stay fp32 whatever the mode;
 // the mode says what the tensor cores may round the GEMM operands to (accumulation is fp32):
 //   fp32  no rounding (CUBLAS_COMPUTE_32F), the default;
 //   tf32  10-bit mantissa operands (CUBLAS_COMPUTE_32F_FAST_TF32);
@@ -25,6 +26,19 @@ inline mode& current() {
 /// The mode GEMMs and convolutions on the CUDA device use from now on.
 inline void set_matmul(mode m) { detail::current() = m; }
 inline mode matmul() { return detail::current(); }
+
+/// Sets the mode for its lifetime, then restores the one before (for code that must compute in a
+/// given mode whatever the policy, as the ArcFace head's products in fp32).
+class scope {
+ public:
+  explicit scope(mode m) : saved_(matmul()) { set_matmul(m); }
+  ~scope() { set_matmul(saved_); }
+  scope(scope const&) = delete;
+  scope& operator=(scope const&) = delete;
+
+ private:
+  mode saved_;
+};
 
 inline char const* name(mode m) {
   switch (m) {

@@ -99,7 +99,8 @@ class arcface_head {
   variable<T, D> cosine(variable<T, D> const& feats) {
     if (feats.rank() != 2 || feats.size(1) != opt_.in_features)
       detail::raise<shape_error>("arcface_head: expected features (N, ", opt_.in_features, "), got ", feats.shape());
-    auto all = ops::matmul(ops::l2_normalize(feats, 1), ops::l2_normalize(weight_, 1), ops::transpose_rhs);
+    ops::matmul_options const o{false, true, true};  // W^T, in fp32 whatever the precision policy
+    auto all = ops::matmul(ops::l2_normalize(feats, 1), ops::l2_normalize(weight_, 1), o);
     if (opt_.num_subcenters == 1) return all;
     auto grouped = ops::reshape(all, {feats.size(0), opt_.num_classes, opt_.num_subcenters});
     return ops::max(grouped, 2);

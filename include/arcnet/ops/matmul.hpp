@@ -1,6 +1,7 @@
 #pragma once
 // Matrix products: matmul (2-D, optional transposes) and linear (x W^T + b, PyTorch's layout).
 #include "arcnet/autograd/variable.hpp"
+#include "arcnet/core/precision.hpp"
 #include "arcnet/ops/reduce.hpp"
 
 namespace arcnet::ops {
@@ -23,6 +24,9 @@ namespace arcnet::ops {
 struct matmul_options {
   bool transpose_a = false;
   bool transpose_b = false;
+  /// Forward and backward in fp32 whatever precision::matmul() says (the ArcFace head: with bf16
+  /// operands a cosine is off by ~4e-3, which the scale s = 64 makes a quarter of a logit).
+  bool full_precision = false;
 };
 inline constexpr matmul_options transpose_rhs{false, true};
 
@@ -48,6 +52,7 @@ tensor<T, D> matmul_forward(tensor<T, D> const& a, tensor<T, D> const& b, matmul
   index_t m, n, k;
   detail_matmul::dims("matmul", a, b, o, m, n, k);
   auto y = tensor<T, D>::uninitialized(shape{m, n});
+  precision::scope const mode(o.full_precision ? precision::mode::fp32 : precision::matmul());
   matmul_impl<D>::gemm(o.transpose_a, o.transpose_b, m, n, k, T(1), a.data(), b.data(), T(0), y.data());
   return y;
 }
@@ -58,6 +63,7 @@ void matmul_backward(tensor<T, D> const& a, tensor<T, D> const& b, tensor<T, D> 
                      tensor<T, D>* da, tensor<T, D>* db) {
   index_t m, n, k;
   detail_matmul::dims("matmul_backward", a, b, o, m, n, k);
+  precision::scope const mode(o.full_precision ? precision::mode::fp32 : precision::matmul());
   if (da) {
     if (!o.transpose_a)  // da(m,k) += dy(m,n) * op(b)^T
       matmul_impl<D>::gemm(false, !o.transpose_b, m, k, n, T(1), dy.data(), b.data(), T(1), da->data());

@@ -1,0 +1,479 @@
+#pragma once
+// A host emulator of the CUDA programming model, for testing arcnet's CUDA backend on machines
+// without a GPU (test code only; never part of the product). The CUDA test files are compiled by
+// the host compiler with this folder first on the include path, so that <cuda_runtime.h> and
+// <cublas_v2.h> are the emulator's, and with __CUDACC__ defined so that arcnet's CUDA backend is
+// compiled. Kernels then run on the CPU:
+//
+// - A launch (ARCNET_CUDA_KERNEL, core/cuda.hpp) runs every block of the grid in turn and every
+//   thread of a block as a fiber with its own stack, so that __syncthreads() and the
+//   warp shuffles really suspend a thread until the others of its block or warp arrive.
+// - __shared__ variables are per OS thread (static thread_local), shared by the fibers of the
+//   block that runs there.
+// - Device memory is host memory handed out by cudaMalloc and remembered, so that the emulator
+//   can check what a GPU would fault on or silently get wrong: a kernel argument that points to
+//   host memory, a copy whose direction does not match its pointers, a cuBLAS operand outside
+//   device memory, a shuffle that reads a lane that has exited, threads that wait at different
+//   barriers. Each is reported as a launch failure (the next cudaGetLastError) with a message on
+//   stderr.
+// - Everything runs at the call (streams and events are always complete), so it does not test
+//   stream ordering; compute-sanitizer on a real GPU still does.
+// - cublasGemmEx accumulates in double and rounds its operands to tf32 or bf16 in those compute
+//   modes, as the tensor cores do.
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+struct uint3 {
+  unsigned x, y, z;
+};
+struct dim3 {
+  unsigned x, y, z;
+  constexpr dim3(unsigned vx = 1, unsigned vy = 1, unsigned vz = 1) : x(vx), y(vy), z(vz) {}
+};
+
+typedef enum cudaError {
+  cudaSuccess = 0,
+  cudaErrorInvalidValue = 1,
+  cudaErrorMemoryAllocation = 2,
+  cudaErrorInvalidConfiguration = 9,
+  cudaErrorInvalidDevice = 101,
+  cudaErrorNotReady = 600,
+  cudaErrorLaunchFailure = 719,
+} cudaError_t;
+
+namespace arcnet_emu {
+
+// ---- errors ---------------------------------------------------------------------------------
+
+struct error_state {
+  cudaError_t sticky = cudaSuccess;  // what cudaGetLastError returns next
+};
+inline error_state& errors() {
+  static error_state e;
+  return e;
+}
+/// Says on stderr what a call did wrong (its status says that it failed).
+inline void report(std::string const& what) { std::fprintf(stderr, "cuda emulator: %s\n", what.c_str()); }
+/// Records a failure the way CUDA reports an asynchronous fault: on stderr now, and as the
+/// status of the next cudaGetLastError (which arcnet checks after every launch).
+inline void fail(cudaError_t code, std::string const& what) {
+  report(what);
+  errors().sticky = code;
+}
+
+// ---- memory ---------------------------------------------------------------------------------
+
+enum class memory_kind { device, pinned };
+struct allocation {
+  std::size_t size;
+  memory_kind kind;
+};
+struct memory_map {
+  std::mutex mutex;
+  std::map<char const*, allocation> blocks;
+
+  /// The kind of memory p points into, or nothing for memory the emulator did not hand out.
+  bool find(void const* p, memory_kind* kind) {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto const* c = static_cast<char const*>(p);
+    auto it = blocks.upper_bound(c);
+    if (it == blocks.begin()) return false;
+    --it;
+    if (c >= it->first + std::max<std::size_t>(it->second.size, 1)) return false;
+    *kind = it->second.kind;
+    return true;
+  }
+  /// Whether [p, p + bytes) lies inside one device allocation.
+  bool device_range(void const* p, std::size_t bytes) {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto const* c = static_cast<char const*>(p);
+    auto it = blocks.upper_bound(c);
+    if (it == blocks.begin()) return false;
+    --it;
+    return it->second.kind == memory_kind::device && c + bytes <= it->first + it->second.size;
+  }
+};
+inline memory_map& memory() {
+  static memory_map* m = new memory_map();  // never destroyed: tensors may outlive main()
+  return *m;
+}
+inline bool is_device_pointer(void const* p) {
+  memory_kind k = memory_kind::pinned;
+  return memory().find(p, &k) && k == memory_kind::device;
+}
+
+inline cudaError_t allocate(void** p, std::size_t bytes, memory_kind kind) {
+  if (!p) return cudaErrorInvalidValue;
+  *p = nullptr;
+  if (bytes == 0) return cudaSuccess;
+  if (bytes > (std::size_t(1) << 40)) return cudaErrorMemoryAllocation;
+  std::size_t const rounded = (bytes + 255) / 256 * 256;
+  void* q = std::aligned_alloc(256, rounded);
+  if (!q) return cudaErrorMemoryAllocation;
+  // Fresh device memory holds garbage on a GPU; NaN bytes here make a read before a write visible.
+  std::memset(q, 0xff, rounded);
+  std::lock_guard<std::mutex> lock(memory().mutex);
+  memory().blocks[static_cast<char const*>(q)] = allocation{bytes, kind};
+  *p = q;
+  return cudaSuccess;
+}
+inline cudaError_t release(void* p, memory_kind kind) {
+  if (!p) return cudaSuccess;
+  std::lock_guard<std::mutex> lock(memory().mutex);
+  auto it = memory().blocks.find(static_cast<char const*>(p));
+  if (it == memory().blocks.end() || it->second.kind != kind) return cudaErrorInvalidValue;
+  memory().blocks.erase(it);
+  std::free(p);
+  return cudaSuccess;
+}
+
+// ---- fibers: the threads of one block --------------------------------------------------------
+
+inline constexpr unsigned warp_size = 32;
+inline constexpr std::size_t stack_bytes = 128 * 1024;
+
+struct fiber {
+  void* sp = nullptr;  // saved stack pointer while suspended
+  std::unique_ptr<char[]> stack;
+  uint3 index{0, 0, 0};
+  unsigned linear = 0;
+  enum class state { ready, at_barrier, at_warp_barrier, done } status = state::ready;
+};
+
+struct warp_state {
+  unsigned alive = 0, arrived = 0;
+  std::uint64_t slots[warp_size] = {};
+  bool present[warp_size] = {};  // which lanes exist and have not exited
+};
+
+/// Runs one block: every thread a fiber, resumed in turn until each has returned.
+struct block_runner {
+  std::vector<fiber> fibers;
+  std::vector<warp_state> warps;
+  void* scheduler_sp = nullptr;
+  fiber* current = nullptr;
+  unsigned alive = 0, arrived = 0;
+  dim3 block_dim, grid_dim;
+  uint3 block_index{0, 0, 0};
+  void (*body)(void*) = nullptr;
+  void* body_arg = nullptr;
+  std::string failure;  // set by a thread that did something a GPU would not do
+
+  void note_failure(std::string what) {
+    if (failure.empty()) failure = std::move(what);
+  }
+};
+
+inline thread_local block_runner* runner = nullptr;
+
+#if !defined(__x86_64__)
+#error "the CUDA emulator switches between fibers with x86-64 code"
+#endif
+/// Saves the callee-saved registers on the current stack and its pointer in *save, then
+/// continues on the stack `load` (where the same was saved). glibc's swapcontext does this too,
+/// but also two system calls for the signal mask, which made them most of the emulator's time.
+__attribute__((naked, noinline)) inline void switch_stack(void** /*save: rdi*/, void* /*load: rsi*/) {
+  asm volatile(
+      "pushq %rbp\n\tpushq %rbx\n\tpushq %r12\n\tpushq %r13\n\tpushq %r14\n\tpushq %r15\n\t"
+      "movq %rsp, (%rdi)\n\tmovq %rsi, %rsp\n\t"
+      "popq %r15\n\tpopq %r14\n\tpopq %r13\n\tpopq %r12\n\tpopq %rbx\n\tpopq %rbp\n\tret\n\t");
+}
+
+inline void fiber_entry() {
+  block_runner& r = *runner;
+  fiber& f = *r.current;
+  r.body(r.body_arg);
+  f.status = fiber::state::done;
+  --r.alive;
+  warp_state& w = r.warps[f.linear / warp_size];
+  --w.alive;
+  w.present[f.linear % warp_size] = false;
+  // A thread that exits no longer holds back the barriers of the others.
+  if (r.arrived > 0 && r.arrived == r.alive) {
+    r.arrived = 0;
+    for (auto& g : r.fibers)
+      if (g.status == fiber::state::at_barrier) g.status = fiber::state::ready;
+  }
+  if (w.arrived > 0 && w.arrived == w.alive) {
+    w.arrived = 0;
+    for (unsigned l = 0; l < warp_size; ++l) {
+      unsigned const i = (f.linear / warp_size) * warp_size + l;
+      if (i < r.fibers.size() && r.fibers[i].status == fiber::state::at_warp_barrier)
+        r.fibers[i].status = fiber::state::ready;
+    }
+  }
+}
+
+inline void yield_to_scheduler() {
+  block_runner& r = *runner;
+  switch_stack(&r.current->sp, r.scheduler_sp);
+}
+
+/// Where a fiber starts (the first switch_stack to it "returns" here); it never returns.
+[[noreturn]] inline void fiber_main() {
+  fiber_entry();
+  yield_to_scheduler();  // done: never resumed
+  __builtin_unreachable();
+}
+
+/// __syncthreads: waits until every thread of the block that has not exited arrives.
+inline void block_barrier() {
+  block_runner& r = *runner;
+  if (++r.arrived == r.alive) {
+    r.arrived = 0;
+    for (auto& g : r.fibers)
+      if (g.status == fiber::state::at_barrier) g.status = fiber::state::ready;
+    return;
+  }
+  r.current->status = fiber::state::at_barrier;
+  yield_to_scheduler();
+}
+
+/// The warp-level barrier under the shuffles and __syncwarp.
+inline void warp_barrier() {
+  block_runner& r = *runner;
+  unsigned const w = r.current->linear / warp_size;
+  warp_state& ws = r.warps[w];
+  if (++ws.arrived == ws.alive) {
+    ws.arrived = 0;
+    for (unsigned l = 0; l < warp_size; ++l) {
+      unsigned const i = w * warp_size + l;
+      if (i < r.fibers.size() && r.fibers[i].status == fiber::state::at_warp_barrier)
+        r.fibers[i].status = fiber::state::ready;
+    }
+    return;
+  }
+  r.current->status = fiber::state::at_warp_barrier;
+  yield_to_scheduler();
+}
+
+/// __shfl_*_sync: every lane of the warp offers v; lane `source(lane)` is read.
+template <class T, class Source>
+T shuffle(unsigned mask, T v, Source source) {
+  static_assert(sizeof(T) <= sizeof(std::uint64_t) && std::is_trivially_copyable_v<T>,
+                "cuda emulator: shuffles of types up to 8 bytes");
+  block_runner& r = *runner;
+  unsigned const lane = r.current->linear % warp_size;
+  warp_state& ws = r.warps[r.current->linear / warp_size];
+  for (unsigned l = 0; l < warp_size; ++l)
+    if ((mask >> l) & 1u && !ws.present[l])
+      r.note_failure("a shuffle's mask names lane " + std::to_string(l) + ", which does not exist or has exited");
+  std::memcpy(&ws.slots[lane], &v, sizeof(T));
+  warp_barrier();
+  unsigned const src = source(lane);
+  T out = v;
+  if (src != lane) {
+    if (src >= warp_size || !ws.present[src])
+      r.note_failure("a shuffle reads lane " + std::to_string(src) + ", which does not exist or has exited");
+    else
+      std::memcpy(&out, &ws.slots[src], sizeof(T));
+  }
+  warp_barrier();  // nobody overwrites a slot before every lane has read
+  return out;
+}
+
+/// The fibers' stacks, kept for the next launch on this OS thread.
+inline std::vector<std::unique_ptr<char[]>>& stack_pool() {
+  static thread_local std::vector<std::unique_ptr<char[]>> pool;
+  return pool;
+}
+
+/// Gives f a stack (from the pool) laid out as switch_stack leaves a suspended one, so that the
+/// first switch to it enters fiber_main.
+inline void prepare_fiber(fiber& f) {
+  auto& pool = stack_pool();
+  if (!pool.empty()) {
+    f.stack = std::move(pool.back());
+    pool.pop_back();
+  } else {
+    f.stack.reset(new char[stack_bytes]);
+  }
+  auto top = reinterpret_cast<std::uintptr_t>(f.stack.get() + stack_bytes) & ~std::uintptr_t(15);
+  void** sp = reinterpret_cast<void**>(top);
+  *--sp = nullptr;                                // fiber_main's return address (never used)
+  *--sp = reinterpret_cast<void*>(&fiber_main);   // where switch_stack's ret goes
+  for (int i = 0; i < 6; ++i) *--sp = nullptr;    // rbp, rbx, r12-r15
+  f.sp = sp;
+}
+
+/// Runs body(arg) as every thread of block `block_index`. Returns "" or what went wrong.
+inline std::string run_block(dim3 grid, dim3 block, uint3 block_index, void (*body)(void*), void* arg) {
+  unsigned const threads = block.x * block.y * block.z;
+  block_runner r;
+  r.block_dim = block;
+  r.grid_dim = grid;
+  r.block_index = block_index;
+  r.body = body;
+  r.body_arg = arg;
+  r.fibers.resize(threads);
+  r.warps.resize((threads + warp_size - 1) / warp_size);
+  for (unsigned i = 0; i < threads; ++i) {
+    fiber& f = r.fibers[i];
+    f.linear = i;
+    f.index = uint3{i % block.x, (i / block.x) % block.y, i / (block.x * block.y)};
+    prepare_fiber(f);
+    warp_state& w = r.warps[i / warp_size];
+    ++w.alive;
+    w.present[i % warp_size] = true;
+  }
+  r.alive = threads;
+  block_runner* const outer = runner;
+  runner = &r;
+  while (r.alive > 0) {
+    bool progressed = false;
+    for (auto& f : r.fibers) {
+      if (f.status != fiber::state::ready) continue;
+      r.current = &f;
+      switch_stack(&r.scheduler_sp, f.sp);
+      progressed = true;
+    }
+    if (!progressed) {
+      r.note_failure("deadlock: " + std::to_string(r.alive) +
+                     " threads wait at barriers that the others never reach (__syncthreads or a "
+                     "shuffle in divergent code)");
+      break;
+    }
+  }
+  runner = outer;
+  for (auto& f : r.fibers) stack_pool().push_back(std::move(f.stack));
+  return r.failure;
+}
+
+/// The launch behind ARCNET_CUDA_KERNEL: checks the configuration and the pointer arguments,
+/// then runs the grid block by block.
+template <class Kernel>
+struct launcher {
+  dim3 grid, block;
+  std::size_t shared_bytes;
+  char const* name;
+  Kernel kernel;
+
+  template <class A>
+  static void check_argument(std::string& problem, std::size_t i, A const& a) {
+    if constexpr (std::is_pointer_v<A>) {
+      if (a != nullptr && !is_device_pointer(a) && problem.empty())
+        problem = "argument " + std::to_string(i + 1) + " points to host memory, not device memory";
+    }
+  }
+
+  template <class... Args>
+  void operator()(Args&&... args) const {
+    std::string const kname = name;
+    unsigned long long const threads = 1ull * block.x * block.y * block.z;
+    if (threads == 0 || threads > 1024 || block.z > 64 || grid.x == 0 || grid.y == 0 || grid.z == 0 ||
+        grid.y > 65535 || grid.z > 65535 || shared_bytes > 48 * 1024) {
+      fail(cudaErrorInvalidConfiguration,
+           "launch of " + kname + ": invalid configuration (grid " + std::to_string(grid.x) + "x" +
+               std::to_string(grid.y) + "x" + std::to_string(grid.z) + ", block " + std::to_string(block.x) + "x" +
+               std::to_string(block.y) + "x" + std::to_string(block.z) + ")");
+      return;
+    }
+    auto values = std::make_tuple(std::decay_t<Args>(args)...);  // kernel arguments are copies
+    std::string problem;
+    std::apply(
+        [&](auto const&... a) {
+          std::size_t i = 0;
+          (check_argument(problem, i++, a), ...);
+        },
+        values);
+    if (!problem.empty()) return fail(cudaErrorLaunchFailure, "launch of " + kname + ": " + problem);
+
+    struct call {
+      Kernel const* kernel;
+      decltype(values)* args;
+      static void run(void* p) {
+        auto* c = static_cast<call*>(p);
+        std::apply(*c->kernel, *c->args);
+      }
+    } c{&kernel, &values};
+    for (unsigned bz = 0; bz < grid.z; ++bz)
+      for (unsigned by = 0; by < grid.y; ++by)
+        for (unsigned bx = 0; bx < grid.x; ++bx) {
+          std::string const failure = run_block(grid, block, uint3{bx, by, bz}, &call::run, &c);
+          if (!failure.empty())
+            return fail(cudaErrorLaunchFailure, "kernel " + kname + ", block (" + std::to_string(bx) + ", " +
+                                                    std::to_string(by) + ", " + std::to_string(bz) + "): " + failure);
+        }
+  }
+};
+
+inline dim3 as_dim3(dim3 d) { return d; }
+template <class I, class = std::enable_if_t<std::is_integral_v<I>>>
+dim3 as_dim3(I n) {
+  return dim3(static_cast<unsigned>(n));
+}
+
+template <class Kernel>
+launcher<Kernel> make_launcher(dim3 grid, dim3 block, std::size_t shared_bytes, char const* name, Kernel k) {
+  return launcher<Kernel>{grid, block, shared_bytes, name, std::move(k)};
+}
+
+}  // namespace arcnet_emu
+
+// ---- the kernel language ------------------------------------------------------------------------
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __shared__ static thread_local
+
+#define threadIdx (::arcnet_emu::runner->current->index)
+#define blockIdx (::arcnet_emu::runner->block_index)
+#define blockDim (::arcnet_emu::runner->block_dim)
+#define gridDim (::arcnet_emu::runner->grid_dim)
+#define warpSize 32
+
+// Correctly rounded arithmetic: the host compiler does not contract these into FMAs.
+inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fsub_rn(float a, float b) { return a - b; }
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fdiv_rn(float a, float b) { return a / b; }
+inline double __dadd_rn(double a, double b) { return a + b; }
+inline double __dsub_rn(double a, double b) { return a - b; }
+inline double __dmul_rn(double a, double b) { return a * b; }
+inline double __ddiv_rn(double a, double b) { return a / b; }
+inline double __dsqrt_rn(double a) { return std::sqrt(a); }
+
+inline void __syncthreads() { ::arcnet_emu::block_barrier(); }
+inline void __syncwarp(unsigned = 0xffffffffu) { ::arcnet_emu::warp_barrier(); }
+template <class T>
+T __shfl_down_sync(unsigned mask, T v, unsigned delta, int width = 32) {
+  return ::arcnet_emu::shuffle(mask, v, [&](unsigned lane) {
+    unsigned const w = static_cast<unsigned>(width);
+    return lane % w + delta < w ? lane + delta : lane;
+  });
+}
+template <class T>
+T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32) {
+  return ::arcnet_emu::shuffle(mask, v, [&](unsigned lane) {
+    unsigned const w = static_cast<unsigned>(width), other = lane ^ static_cast<unsigned>(lane_mask);
+    return other / w == lane / w ? other : lane;
+  });
+}
+template <class T>
+T __shfl_sync(unsigned mask, T v, int src, int width = 32) {
+  return ::arcnet_emu::shuffle(mask, v, [&](unsigned lane) {
+    unsigned const w = static_cast<unsigned>(width);
+    return lane / w * w + static_cast<unsigned>(src) % w;
+  });
+}
+
+/// The emulator's kernel launch (see ARCNET_CUDA_KERNEL in arcnet/core/cuda.hpp).
+#define ARCNET_CUDA_KERNEL(grid, block, shared_bytes, stream, ...)                                     \
+  ::arcnet_emu::make_launcher(::arcnet_emu::as_dim3(grid), ::arcnet_emu::as_dim3(block), (shared_bytes), \
+                              #__VA_ARGS__, [](auto const&... a) { __VA_ARGS__(a...); })
