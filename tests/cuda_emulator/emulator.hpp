@@ -120,11 +120,10 @@ inline cudaError_t allocate(void** p, std::size_t bytes, memory_kind kind) {
   *p = nullptr;
   if (bytes == 0) return cudaSuccess;
   if (bytes > (std::size_t(1) << 40)) return cudaErrorMemoryAllocation;
-  std::size_t const rounded = (bytes + 255) / 256 * 256;
-  void* q = std::aligned_alloc(256, rounded);
-  if (!q) return cudaErrorMemoryAllocation;
+  void* q = nullptr;  // exactly `bytes`: under AddressSanitizer a kernel reading past the end is caught
+  if (posix_memalign(&q, 256, bytes) != 0) return cudaErrorMemoryAllocation;
   // Fresh device memory holds garbage on a GPU; NaN bytes here make a read before a write visible.
-  std::memset(q, 0xff, rounded);
+  std::memset(q, 0xff, bytes);
   std::lock_guard<std::mutex> lock(memory().mutex);
   memory().blocks[static_cast<char const*>(q)] = allocation{bytes, kind};
   *p = q;
@@ -148,6 +147,7 @@ inline constexpr std::size_t stack_bytes = 128 * 1024;
 struct fiber {
   void* sp = nullptr;  // saved stack pointer while suspended
   std::unique_ptr<char[]> stack;
+  void* asan_fake_stack = nullptr;  // AddressSanitizer's state of the fiber while it is suspended
   uint3 index{0, 0, 0};
   unsigned linear = 0;
   enum class state { ready, at_barrier, at_warp_barrier, done } status = state::ready;
@@ -164,6 +164,9 @@ struct block_runner {
   std::vector<fiber> fibers;
   std::vector<warp_state> warps;
   void* scheduler_sp = nullptr;
+  void* scheduler_fake_stack = nullptr;                    // AddressSanitizer: the scheduler's state
+  void const* scheduler_stack = nullptr;                   // and its stack, learnt by the first fiber
+  std::size_t scheduler_stack_size = 0;
   fiber* current = nullptr;
   unsigned alive = 0, arrived = 0;
   dim3 block_dim, grid_dim;
@@ -192,6 +195,23 @@ __attribute__((naked, noinline)) inline void switch_stack(void** /*save: rdi*/, 
       "popq %r15\n\tpopq %r14\n\tpopq %r13\n\tpopq %r12\n\tpopq %rbx\n\tpopq %rbp\n\tret\n\t");
 }
 
+// Under AddressSanitizer every switch is announced, so that it knows which stack is current (else
+// it reports the fibers' locals as overflows). No-ops otherwise.
+#if defined(__SANITIZE_ADDRESS__)
+}  // namespace arcnet_emu
+#include <sanitizer/common_interface_defs.h>
+namespace arcnet_emu {
+inline void asan_leaving(void** fake_stack, void const* to_stack, std::size_t size) {
+  __sanitizer_start_switch_fiber(fake_stack, to_stack, size);
+}
+inline void asan_arrived(void* fake_stack, void const** from_stack, std::size_t* size) {
+  __sanitizer_finish_switch_fiber(fake_stack, from_stack, size);
+}
+#else
+inline void asan_leaving(void**, void const*, std::size_t) {}
+inline void asan_arrived(void*, void const**, std::size_t*) {}
+#endif
+
 inline void fiber_entry() {
   block_runner& r = *runner;
   fiber& f = *r.current;
@@ -219,13 +239,19 @@ inline void fiber_entry() {
 
 inline void yield_to_scheduler() {
   block_runner& r = *runner;
-  switch_stack(&r.current->sp, r.scheduler_sp);
+  fiber& f = *r.current;
+  asan_leaving(&f.asan_fake_stack, r.scheduler_stack, r.scheduler_stack_size);
+  switch_stack(&f.sp, r.scheduler_sp);
+  asan_arrived(f.asan_fake_stack, nullptr, nullptr);
 }
 
 /// Where a fiber starts (the first switch_stack to it "returns" here); it never returns.
 [[noreturn]] inline void fiber_main() {
+  block_runner& r = *runner;
+  asan_arrived(nullptr, &r.scheduler_stack, &r.scheduler_stack_size);
   fiber_entry();
-  yield_to_scheduler();  // done: never resumed
+  asan_leaving(nullptr, r.scheduler_stack, r.scheduler_stack_size);  // done: never resumed
+  switch_stack(&r.current->sp, r.scheduler_sp);
   __builtin_unreachable();
 }
 
@@ -337,7 +363,9 @@ inline std::string run_block(dim3 grid, dim3 block, uint3 block_index, void (*bo
     for (auto& f : r.fibers) {
       if (f.status != fiber::state::ready) continue;
       r.current = &f;
+      asan_leaving(&r.scheduler_fake_stack, f.stack.get(), stack_bytes);
       switch_stack(&r.scheduler_sp, f.sp);
+      asan_arrived(r.scheduler_fake_stack, nullptr, nullptr);
       progressed = true;
     }
     if (!progressed) {
