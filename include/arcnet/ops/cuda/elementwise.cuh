@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "arcnet/core/cuda.hpp"
+#include "arcnet/ops/cuda/block_reduce.cuh"
 #include "arcnet/ops/cuda/rounding.cuh"
 #include "arcnet/core/tensor.hpp"
 #include "arcnet/ops/detail/broadcast.hpp"
@@ -242,25 +243,6 @@ inline ew_reduce_layout ew_make_reduce_layout(shape const& out, std::vector<inde
   return l;
 }
 
-// ---- block reduction ------------------------------------------------------------------------
-/// Sum of v over the block (blockDim.x a multiple of 32, at most 1024); the result is valid in
-/// thread 0. A fixed tree for a fixed blockDim: deterministic.
-template <class T>
-__device__ inline T ew_block_sum(T v) {
-  __shared__ T warp_sums[32];
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
-  int const lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  __syncthreads();  // warp_sums may still be read by a previous call
-  if (lane == 0) warp_sums[warp] = v;
-  __syncthreads();
-  int const warps = (blockDim.x + 31) >> 5;
-  if (warp == 0) {
-    v = lane < warps ? warp_sums[lane] : T(0);
-    for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
-  }
-  return v;
-}
-
 // ---- kernels ----------------------------------------------------------------------------------
 template <class T>
 __global__ void ew_unary_forward(unary_kind k, T const* x, T* y, index_t n, T p, T q) {
@@ -337,7 +319,7 @@ __global__ void ew_binary_backward_block(binary_kind k, bool x_is_a, T const* xs
       ew_offsets(l.reduced, t, ro, rt);
       acc += ew_contribution(k, x_is_a, xs, j, other, kt + rt, dy[ko + ro]);
     }
-    acc = ew_block_sum(acc);
+    acc = block_sum(acc);
     if (threadIdx.x == 0) dx[j] += acc;
   }
 }

@@ -13,13 +13,14 @@
 
 #include "arcnet/core/cuda.hpp"
 #include "arcnet/core/tensor.hpp"
+#include "arcnet/ops/cuda/block_reduce.cuh"
 
 namespace arcnet::ops {
 
 namespace cuda_kernels {
 
 /// Threads of a row block: 256, or 1024 for rows long enough to keep them busy (a multiple of
-/// 32 and at most 1024, as loss_block_reduce needs).
+/// 32 and at most 1024, as block_reduce needs).
 inline int loss_row_threads(index_t cols) { return cols > 8192 ? 1024 : 256; }
 /// Blocks of a row kernel: one per row, the rest by a stride loop over rows.
 inline unsigned loss_row_blocks(index_t rows) { return static_cast<unsigned>(rows < 65535 ? rows : 65535); }
@@ -27,43 +28,13 @@ inline unsigned loss_row_blocks(index_t rows) { return static_cast<unsigned>(row
 __device__ inline float loss_exp(float v) { return expf(v); }
 __device__ inline double loss_exp(double v) { return ::exp(v); }
 
-template <class V>
-struct loss_max_op {
-  // std::max(a, b) of the CPU: b only when a < b, so a NaN never replaces the running maximum.
-  __device__ V operator()(V a, V b) const { return a < b ? b : a; }
-};
-template <class V>
-struct loss_sum_op {
-  __device__ V operator()(V a, V b) const { return a + b; }
-};
-
-/// The reduction of v over the block with op (identity for the missing lanes), returned to every
-/// thread. Every thread of the block must call it; blockDim.x is a multiple of 32, at most 1024.
-template <class V, class Op>
-__device__ V loss_block_reduce(V v, Op op, V identity) {
-  __shared__ V partial[32];
-  unsigned const lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
-  for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_down_sync(0xffffffffu, v, o));
-  if (lane == 0) partial[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    v = lane < (blockDim.x >> 5) ? partial[lane] : identity;
-    for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_down_sync(0xffffffffu, v, o));
-    if (lane == 0) partial[0] = v;
-  }
-  __syncthreads();
-  V const result = partial[0];
-  __syncthreads();  // partial may be reused by the next call
-  return result;
-}
-
 /// The row maximum of xr (T, as the CPU) and, over the block, the sum of exp(xr - max) in double;
 /// exp(xr - max) goes to exps when given.
 template <class T>
 __device__ void loss_row_log_sum_exp(T const* xr, index_t cols, T& max, double& sum, T* exps) {
   T mx = -INFINITY;
-  for (index_t j = threadIdx.x; j < cols; j += blockDim.x) mx = loss_max_op<T>()(mx, xr[j]);
-  mx = loss_block_reduce(mx, loss_max_op<T>(), T(-INFINITY));
+  for (index_t j = threadIdx.x; j < cols; j += blockDim.x) mx = max_op<T>()(mx, xr[j]);
+  mx = block_reduce(mx, max_op<T>(), T(-INFINITY));
   double s = 0;
   for (index_t j = threadIdx.x; j < cols; j += blockDim.x) {
     T const e = loss_exp(xr[j] - mx);
@@ -71,7 +42,7 @@ __device__ void loss_row_log_sum_exp(T const* xr, index_t cols, T& max, double& 
     s += static_cast<double>(e);
   }
   max = mx;
-  sum = loss_block_reduce(s, loss_sum_op<double>(), 0.0);
+  sum = block_reduce(s, sum_op<double>(), 0.0);
 }
 
 /// y = softmax(x) or log_softmax(x), one block per row.
@@ -110,7 +81,7 @@ __global__ void __launch_bounds__(1024)
       for (index_t j = threadIdx.x; j < cols; j += blockDim.x)
         s += static_cast<double>(gr[j]) * static_cast<double>(yr[j]);
     }
-    T const st = static_cast<T>(loss_block_reduce(s, loss_sum_op<double>(), 0.0));
+    T const st = static_cast<T>(block_reduce(s, sum_op<double>(), 0.0));
     if (log) {
       for (index_t j = threadIdx.x; j < cols; j += blockDim.x) o[j] += gr[j] - loss_exp(yr[j]) * st;
     } else {
@@ -135,7 +106,7 @@ __global__ void __launch_bounds__(1024)
     T mx;
     double s;
     loss_row_log_sum_exp(xr, cols, mx, s, pr);
-    double const sum_x = loss_block_reduce(sx, loss_sum_op<double>(), 0.0);
+    double const sum_x = block_reduce(sx, sum_op<double>(), 0.0);
     double const ls = ::log(s);
     double const lse = static_cast<double>(mx) + ls;
     T const inv = static_cast<T>(::exp(-ls));
@@ -153,7 +124,7 @@ template <class T>
 __global__ void __launch_bounds__(1024) loss_mean_of_rows(double const* row_loss, index_t rows, T* loss) {
   double s = 0;
   for (index_t i = threadIdx.x; i < rows; i += blockDim.x) s += row_loss[i];
-  s = loss_block_reduce(s, loss_sum_op<double>(), 0.0);
+  s = block_reduce(s, sum_op<double>(), 0.0);
   if (threadIdx.x == 0) loss[0] = static_cast<T>(s / static_cast<double>(rows));
 }
 

@@ -4,7 +4,7 @@
 //
 // Two shapes of work, no atomics (reproducible):
 //   inner == 1 (rows: features, class weights): one block per row, the threads stride over the
-//     row, a fixed shared-memory tree sums the squares (or dy * y), then the same block writes the
+//     row, a fixed tree (block_sum) sums the squares (or dy * y), then the same block writes the
 //     row. Every read of the sum phase comes before the block's barrier and each element is then
 //     read and written by one thread, so y may alias x and dx may alias dy.
 //   inner > 1 (a middle axis): one thread per (o, i) column walks k in order, exactly the CPU's
@@ -13,6 +13,7 @@
 #include <algorithm>
 
 #include "arcnet/core/cuda.hpp"
+#include "arcnet/ops/cuda/block_reduce.cuh"
 #include "arcnet/ops/cuda/rounding.cuh"
 #include "arcnet/core/tensor.hpp"
 
@@ -20,32 +21,16 @@ namespace arcnet::ops {
 
 namespace cuda_kernels {
 
-inline constexpr int normalize_threads = 256;  // a power of two: normalize_block_sum halves it
+inline constexpr int normalize_threads = 256;  // a multiple of 32, as block_sum needs
 
 
 /// std::max(n, eps) as the CPU writes it (a NaN norm stays NaN).
 __device__ inline double normalize_clamp(double n, double eps) { return n < eps ? eps : n; }
 
-/// Sum of v over the block (normalize_threads threads), in a fixed tree order; every thread of
-/// the block must call it and gets the total. sh holds normalize_threads doubles.
-__device__ inline double normalize_block_sum(double v, double* sh) {
-  unsigned const t = threadIdx.x;
-  sh[t] = v;
-  __syncthreads();
-  for (unsigned s = normalize_threads / 2; s > 0; s >>= 1) {
-    if (t < s) sh[t] += sh[t + s];
-    __syncthreads();
-  }
-  double const total = sh[0];
-  __syncthreads();  // sh is written again by the next call
-  return total;
-}
-
 /// inner == 1: norms[o] = max(||x[o, :]||, eps), y[o, :] = x[o, :] / norms[o]; a block per row.
 template <class T>
 __global__ void normalize_rows_forward(T const* x, T* y, T* __restrict__ norms, index_t outer, index_t r,
                                        double eps) {
-  __shared__ double sh[normalize_threads];
   for (index_t o = blockIdx.x; o < outer; o += gridDim.x) {
     T const* xr = x + o * r;
     T* yr = y + o * r;
@@ -54,7 +39,7 @@ __global__ void normalize_rows_forward(T const* x, T* y, T* __restrict__ norms, 
       double const v = static_cast<double>(xr[k]);
       s += v * v;
     }
-    double const n = normalize_clamp(::sqrt(normalize_block_sum(s, sh)), eps);
+    double const n = normalize_clamp(::sqrt(block_sum(s)), eps);
     if (threadIdx.x == 0) norms[o] = static_cast<T>(n);
     for (index_t k = threadIdx.x; k < r; k += normalize_threads)
       yr[k] = static_cast<T>(static_cast<double>(xr[k]) / n);
@@ -85,7 +70,6 @@ __global__ void normalize_columns_forward(T const* x, T* y, T* __restrict__ norm
 template <class T>
 __global__ void normalize_rows_backward(T const* y, T const* __restrict__ norms, T const* dy, T* dx, index_t outer,
                                         index_t r, double eps) {
-  __shared__ double sh[normalize_threads];
   T const clamped = static_cast<T>(eps);
   for (index_t o = blockIdx.x; o < outer; o += gridDim.x) {
     T const* yr = y + o * r;
@@ -96,7 +80,7 @@ __global__ void normalize_rows_backward(T const* y, T const* __restrict__ norms,
     if (n > clamped)  // the same for the whole block: the tree below is reached by every thread
       for (index_t k = threadIdx.x; k < r; k += normalize_threads)
         dot += static_cast<double>(gr[k]) * static_cast<double>(yr[k]);
-    T const d = static_cast<T>(normalize_block_sum(dot, sh));
+    T const d = static_cast<T>(block_sum(dot));
     for (index_t k = threadIdx.x; k < r; k += normalize_threads)
       dxr[k] = add_rn(dxr[k], div_rn(sub_rn(gr[k], mul_rn(yr[k], d)), n));
   }

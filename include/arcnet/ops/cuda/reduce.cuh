@@ -48,7 +48,7 @@ __global__ void rd_sum_rows(T const* x, T* part, index_t outer, index_t r, index
     T const* xs = x + o * r;
     T acc = T(0);
     for (index_t k = k0 + threadIdx.x; k < k1; k += blockDim.x) acc += xs[k];
-    acc = ew_block_sum(acc);
+    acc = block_sum(acc);
     if (threadIdx.x == 0) part[b] = acc * scale;
   }
 }
@@ -60,7 +60,7 @@ __global__ void rd_squares(T const* x, index_t n, index_t len, index_t chunks, d
     index_t const k0 = c * len, k1 = k0 + len < n ? k0 + len : n;
     double acc = 0;
     for (index_t k = k0 + threadIdx.x; k < k1; k += blockDim.x) acc += static_cast<double>(x[k]) * static_cast<double>(x[k]);
-    acc = ew_block_sum(acc);
+    acc = block_sum(acc);
     if (threadIdx.x == 0) part[c] = acc;
   }
 }
