@@ -1,5 +1,7 @@
 #include "test_util.hpp"
 
+#include <set>
+
 using namespace arcnet;
 
 namespace fusion_test {
@@ -94,4 +96,82 @@ TEST_CASE("fusion: a ResNet in eval mode without gradients gives the layer-by-la
   auto train_apart = no_grad_forward(net, x, false);
   auto train_fused = no_grad_forward(net, x, true);
   CHECK(relative_difference(train_fused, train_apart) == 0);
+}
+
+namespace fusion_test {
+/// One training step's loss, output, parameter gradients and running statistics of a fresh
+/// resnet18 (same seed every call), with fusion on or off.
+struct train_step_result {
+  std::vector<float> out;
+  std::vector<std::vector<float>> grads, buffers;
+  std::size_t fused_nodes = 0;
+};
+inline train_step_result resnet_train_step(bool fuse) {
+  nn::fusion::enabled() = fuse;
+  generator g(23);
+  models::resnet18::module<float, cpu> net(g);
+  randomise_batch_norms(net, g);
+  net.train(true);
+  variable<float> x(randn<float>(shape{2, 32, 32, 3}, g));
+  auto y = net.forward(x);
+  train_step_result r;
+  // Walk the tape from the output and count the fused batch norm + ReLU nodes.
+  std::vector<autograd::node*> todo{y.grad_fn().get()};
+  std::set<autograd::node*> seen;
+  while (!todo.empty()) {
+    auto* n = todo.back();
+    todo.pop_back();
+    if (!n || !seen.insert(n).second) continue;
+    if (std::string(n->name) == "batch_norm_relu") ++r.fused_nodes;
+    for (auto const& in : n->inputs) todo.push_back(in->grad_fn.get());
+  }
+  ops::sum(ops::mul(y, variable<float>(randn<float>(y.shape(), g)))).backward();
+  r.out = y.value().to_vector();
+  net.for_each_parameter([&](std::string const&, variable<float, cpu>& p, nn::param_layout) {
+    r.grads.push_back(p.grad().to_vector());
+  });
+  net.for_each_buffer([&](std::string const&, tensor<float, cpu>& b) { r.buffers.push_back(b.to_vector()); });
+  return r;
+}
+}  // namespace fusion_test
+
+TEST_CASE("fusion: training with batch norm + ReLU fused gives exactly the layer-by-layer step", "[nn][fusion]") {
+  using namespace fusion_test;
+  restore_fusion restore;
+  auto apart = resnet_train_step(false);
+  auto fused = resnet_train_step(true);
+  CHECK(apart.fused_nodes == 0);
+  // resnet18: the stem's bn1 + relu and each of the 8 basic blocks' bn1 + relu.
+  CHECK(fused.fused_nodes == 9);
+  CHECK(fused.out == apart.out);
+  REQUIRE(fused.grads.size() == apart.grads.size());
+  for (std::size_t i = 0; i < fused.grads.size(); ++i) CHECK(fused.grads[i] == apart.grads[i]);
+  CHECK(fused.buffers == apart.buffers);  // running statistics and num_batches_tracked
+}
+
+TEST_CASE("fusion: a batch norm under a train-mode override is not fused; its ReLU still follows", "[nn][fusion]") {
+  using namespace fusion_test;
+  restore_fusion restore;
+  nn::fusion::enabled() = true;
+  generator g(24);
+  using block = nn::sequential<nn::conv2d<3, 4, 3, 1, 1>, nn::batch_norm<4>, nn::relu>;
+  block::module<float, cpu> net(g);
+  variable<float> x(randn<float>(shape{2, 5, 5, 3}, g));
+  int calls = 0;
+  bool saw_relu_flag = false;
+  nn::batch_norm_train_override<float, cpu> over(
+      [&](variable<float> const& in, variable<float> const& w, variable<float> const& b, tensor<float, cpu>& rm,
+          tensor<float, cpu>& rv, ops::batch_norm_options o) {
+        ++calls;
+        saw_relu_flag = saw_relu_flag || o.relu;
+        o.relu = false;
+        return ops::batch_norm(in, w, b, rm, rv, o);
+      });
+  auto y = net.forward(x);
+  CHECK(calls == 1);
+  CHECK_FALSE(saw_relu_flag);  // an override is handed the plain batch norm
+  CHECK(std::string(y.grad_fn()->name) == "relu");
+  index_t negative = 0;
+  for (float v : y.value().to_vector()) negative += v < 0;
+  CHECK(negative == 0);
 }

@@ -237,3 +237,92 @@ TEST_CASE("batch_norm: bad shapes are shape errors that name the shapes", "[ops]
   // Nothing was updated by the failed calls.
   CHECK(rm.to_vector() == std::vector<double>{0, 0, 0});
 }
+
+namespace bn_test {
+/// batch_norm with o.relu against batch_norm then relu, run one by one: outputs, the running
+/// statistics and every gradient must be the same numbers (the fused backward masks dy exactly
+/// as the ReLU's backward does).
+template <class T>
+void check_relu_fusion_is_exact(bool training, bool affine, shape const& s, std::uint64_t seed) {
+  using tvar = variable<T, cpu>;
+  using ttensor = tensor<T, cpu>;
+  generator g(seed);
+  index_t const c = s[s.rank() - 1];
+  auto x0 = randn<T>(s, g, T(0.3), T(1.7));
+  auto w0 = randn<T>(shape{c}, g, T(1), T(0.5));
+  auto b0 = randn<T>(shape{c}, g, T(0.2), T(0.5));
+  auto rm0 = randn<T>(shape{c}, g);
+  auto rv0 = rand<T>(shape{c}, g, T(0.5), T(2));
+  auto dy = randn<T>(s, g);
+  struct run {
+    tvar x, w, b;
+    ttensor rm, rv, y;
+  };
+  auto go = [&](bool fused) {
+    run r{tvar(x0.clone(), true), affine ? tvar(w0.clone(), true) : tvar(), affine ? tvar(b0.clone(), true) : tvar(),
+          rm0.clone(), rv0.clone(), ttensor()};
+    ops::batch_norm_options o;
+    o.training = training;
+    o.relu = fused;
+    auto y = ops::batch_norm(r.x, r.w, r.b, r.rm, r.rv, o);
+    if (!fused) y = ops::relu(y);
+    CHECK(std::string(y.grad_fn()->name) == (fused ? "batch_norm_relu" : "relu"));
+    ops::sum(ops::mul(y, tvar(dy))).backward();
+    r.y = y.value();
+    return r;
+  };
+  run const a = go(false), f = go(true);
+  index_t zeros = 0;
+  for (index_t i = 0; i < a.y.numel(); ++i) zeros += a.y[i] == T(0);
+  CHECK(zeros > a.y.numel() / 5);  // the ReLU cuts a real share, so the masking is exercised
+  CHECK(f.y.to_vector() == a.y.to_vector());
+  CHECK(f.rm.to_vector() == a.rm.to_vector());
+  CHECK(f.rv.to_vector() == a.rv.to_vector());
+  CHECK(f.x.grad().to_vector() == a.x.grad().to_vector());
+  if (affine) {
+    CHECK(f.w.grad().to_vector() == a.w.grad().to_vector());
+    CHECK(f.b.grad().to_vector() == a.b.grad().to_vector());
+  }
+}
+}  // namespace bn_test
+
+TEST_CASE("batch_norm: relu fused gives exactly the values and gradients of batch_norm then relu", "[ops][batch_norm]") {
+  using namespace bn_test;
+  for (bool training : {true, false})
+    for (bool affine : {true, false}) {
+      INFO("training " << training << ", affine " << affine);
+      check_relu_fusion_is_exact<float>(training, affine, shape{4, 6, 5, 7}, 21);
+      check_relu_fusion_is_exact<double>(training, affine, shape{4, 6, 5, 7}, 22);
+      check_relu_fusion_is_exact<float>(training, affine, shape{700, 48}, 23);  // several row blocks, threads
+    }
+}
+
+TEST_CASE("batch_norm: relu fused has the gradients of finite differences", "[ops][batch_norm]") {
+  using namespace bn_test;
+  generator g(24);
+  ops::batch_norm_options o;
+  o.relu = true;
+  auto x = random_variable(shape{3, 4, 3, 4}, g, 0.45, 0.55);
+  auto w = random_variable(shape{4}, g);
+  auto b = random_variable(shape{4}, g);
+  auto rm = dtensor::zeros(shape{4}), rv = dtensor::full(shape{4}, 1.0);
+  require_gradients_match([&] { return ops::batch_norm(x, w, b, rm, rv, o); }, {x, w, b});
+  o.training = false;
+  require_gradients_match([&] { return ops::batch_norm(x, w, b, rm, rv, o); }, {x, w, b});
+}
+
+TEST_CASE("batch_norm: the raw backward with relu_out checks its shape", "[ops][batch_norm]") {
+  using namespace bn_test;
+  generator g(25);
+  auto x = randn<double>(shape{6, 3}, g);
+  dtensor none, mean, invstd;
+  ops::batch_norm_options o;
+  o.relu = true;
+  auto y = ops::batch_norm_forward(x, none, none, none, none, o, mean, invstd);
+  for (index_t i = 0; i < y.numel(); ++i) REQUIRE(y[i] >= 0.0);
+  dtensor dx(x.shape());
+  auto bad = dtensor::zeros(shape{3, 6});
+  CHECK_THROWS_MATCHES(ops::batch_norm_backward(x, none, mean, invstd, y, true, &dx, static_cast<dtensor*>(nullptr),
+                                                 static_cast<dtensor*>(nullptr), &bad),
+                       shape_error, message_contains("(6, 3)"));
+}

@@ -6,6 +6,7 @@
 
 #include "arcnet/nn/init.hpp"
 #include "arcnet/nn/layer.hpp"
+#include "arcnet/ops/activation.hpp"
 #include "arcnet/ops/batch_norm.hpp"
 
 namespace arcnet::nn {
@@ -97,19 +98,11 @@ struct batch_norm {
           num_batches_tracked_(detail::make_buffer<T, D>(shape{}, T(0))) {}
 
     /// (..., C) -> (..., C)
-    variable<T, D> forward(variable<T, D> const& x) {
-      if (x.rank() < 2 || x.size(-1) != C)
-        detail::raise<shape_error>(describe_type(), ": expected input (..., ", C, "), got shape ", x.shape());
-      ops::batch_norm_options o;
-      o.training = training_;
-      o.momentum = momentum_;
-      o.eps = eps_;
-      if (training_ && autograd::grad_enabled()) bump_batches();
-      if (auto* hook = detail_bn::current_hook<T, D>()) (*hook)(x, running_mean_, running_var_);
-      if (auto* f = detail_bn::current_train_forward<T, D>(); f && training_)
-        return (*f)(x, weight_, bias_, running_mean_, running_var_, o);
-      return ops::batch_norm(x, weight_, bias_, running_mean_, running_var_, o);
-    }
+    variable<T, D> forward(variable<T, D> const& x) { return run(x, false); }
+    /// max(forward(x), 0) as one op (ops::batch_norm_options::relu): how sequential runs a batch
+    /// norm followed by a ReLU while nn::fusion is on. Under a batch_norm_train_override (synchronised
+    /// batch norm) in train mode the override runs unfused and the ReLU follows it.
+    variable<T, D> forward_relu(variable<T, D> const& x) { return run(x, true); }
     template <class F>
     void for_each_parameter(F&& f, std::string const& prefix = "") {
       f(detail::join_name(prefix, "weight"), weight_, param_layout::plain);
@@ -137,6 +130,22 @@ struct batch_norm {
     tensor<T, D>& running_var() { return running_var_; }
 
    private:
+    variable<T, D> run(variable<T, D> const& x, bool relu) {
+      if (x.rank() < 2 || x.size(-1) != C)
+        detail::raise<shape_error>(describe_type(), ": expected input (..., ", C, "), got shape ", x.shape());
+      ops::batch_norm_options o;
+      o.training = training_;
+      o.momentum = momentum_;
+      o.eps = eps_;
+      if (training_ && autograd::grad_enabled()) bump_batches();
+      if (auto* hook = detail_bn::current_hook<T, D>()) (*hook)(x, running_mean_, running_var_);
+      if (auto* f = detail_bn::current_train_forward<T, D>(); f && training_) {
+        auto y = (*f)(x, weight_, bias_, running_mean_, running_var_, o);
+        return relu ? ops::relu(y) : y;
+      }
+      o.relu = relu;
+      return ops::batch_norm(x, weight_, bias_, running_mean_, running_var_, o);
+    }
     void bump_batches() {
       if constexpr (std::is_same_v<D, cpu>) {
         num_batches_tracked_[0] += T(1);

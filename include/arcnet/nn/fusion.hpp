@@ -1,11 +1,18 @@
 #pragma once
-// Inference fusion. With gradients off, on the CPU, sequential runs a convolution followed by an
+// Layer fusion in nn::sequential and nn::residual.
+//
+// Inference. With gradients off, on the CPU, sequential runs a convolution followed by an
 // eval-mode batch norm (and a ReLU) as one convolution: the batch norm folded into its weight
 // and bias (torch.fx's fuse_conv_bn_eval), the ReLU applied while each chunk of the output is in
 // cache; residual runs its add and ReLU as one pass. That removes two of the four passes over
 // each activation a ResNet block makes besides its GEMMs. Outputs equal the layer-by-layer ones
-// to rounding (the add + ReLU exactly). Training, and any forward that records a graph, is
-// unchanged; so is a forward observed by a batch_norm_observer.
+// to rounding (the add + ReLU exactly). A forward observed by a batch_norm_observer is not folded.
+//
+// Training, on both devices. Where nothing is folded, sequential runs a batch norm followed by a
+// ReLU as one op (nn::batch_norm's forward_relu, ops::batch_norm_options::relu). That saves the
+// ReLU's pass forward and its pass backward, and the pre-ReLU activation the ReLU would keep for
+// its backward (one of the three activations a conv / batch norm / ReLU keeps). Values and
+// gradients equal the layer-by-layer ones exactly.
 #include <cmath>
 #include <type_traits>
 
@@ -16,7 +23,8 @@
 
 namespace arcnet::nn::fusion {
 
-/// Process-wide switch (on by default): off, every layer runs on its own. For tests and benchmarks.
+/// Process-wide switch (on by default) for both kinds: off, every layer runs on its own. For
+/// tests and benchmarks.
 inline bool& enabled() {
   static bool on = true;
   return on;
@@ -47,6 +55,9 @@ inline constexpr bool is_conv_batch_norm =
     is_conv2d_layer<unwrap_t<First>>::value && is_batch_norm_layer<unwrap_t<Second>>::value;
 template <class L>
 inline constexpr bool is_relu = std::is_same_v<unwrap_t<L>, relu>;
+/// A batch norm directly followed by a ReLU (named or not).
+template <class First, class Second>
+inline constexpr bool is_batch_norm_relu = is_batch_norm_layer<unwrap_t<First>>::value && is_relu<Second>;
 
 /// Whether a forward of these layers may be fused now: CPU, no graph recorded, fusion on, and
 /// (for a batch norm) eval mode with no observer installed.

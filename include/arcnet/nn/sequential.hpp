@@ -121,7 +121,8 @@ struct sequential {
     auto& get() { return std::get<I>(children_); }
 
    private:
-    /// Children I.. in order; a convolution + batch norm (+ ReLU) runs fused when fusion.hpp allows.
+    /// Children I.. in order; a convolution + batch norm (+ ReLU), or a batch norm + ReLU, runs
+    /// fused when fusion.hpp allows.
     template <std::size_t I>
     variable<T, D> forward_from(variable<T, D> const& x) {
       constexpr std::size_t count = sizeof...(Layers);
@@ -137,6 +138,12 @@ struct sequential {
               auto y = fusion::conv_batch_norm<fusion::unwrap_t<conv_layer>>(std::get<I>(children_), bn, x, relu_after);
               return forward_from<I + (relu_after ? 3 : 2)>(y);
             }
+          }
+        }
+        if constexpr (I + 1 < count) {
+          if constexpr (fusion::is_batch_norm_relu<std::tuple_element_t<I, layers>,
+                                                   std::tuple_element_t<(I + 1) % count, layers>>) {
+            if (fusion::enabled()) return forward_from<I + 2>(std::get<I>(children_).forward_relu(x));
           }
         }
         return forward_from<I + 1>(std::get<I>(children_).forward(x));

@@ -25,10 +25,14 @@ namespace arcnet::ops {
 
 /// training: normalise with batch statistics and update the running ones; otherwise use the
 /// running statistics. momentum weighs the new batch in the running average, eps stabilises 1/std.
+/// relu: the output is max(y, 0), in the same pass (a batch norm followed by a ReLU, as in every
+/// ResNet block, without the ReLU's own passes over the activation and without keeping the
+/// pre-ReLU tensor for the backward; values and gradients equal the two ops run one by one).
 struct batch_norm_options {
   bool training = true;
   double momentum = 0.1;
   double eps = 1e-5;
+  bool relu = false;
 };
 
 }  // namespace arcnet::ops
@@ -66,8 +70,8 @@ namespace arcnet::ops {
 
 // ---- raw tensors ------------------------------------------------------------------------------
 
-/// y = (x - mean) * invstd * weight + bias over x (..., C). weight and bias (C) may be undefined
-/// (identity affine). Batch statistics are used when o.training or when the running statistics
+/// y = (x - mean) * invstd * weight + bias over x (..., C), then max(y, 0) when o.relu. weight and
+/// bias (C) may be undefined (identity affine). Batch statistics are used when o.training or when the running statistics
 /// are undefined; in training, defined running_mean/running_var (C) are updated in place. Writes
 /// the mean and 1/sqrt(var + eps) that were used into save_mean and save_invstd (C), which
 /// batch_norm_backward needs.
@@ -88,29 +92,35 @@ tensor<T, D> batch_norm_forward(tensor<T, D> const& x, tensor<T, D> const& weigh
     batch_norm_impl<D>::running_statistics(running_mean, running_var, o.eps, save_mean, save_invstd);
   }
   auto y = tensor<T, D>::uninitialized(x.shape());
-  batch_norm_impl<D>::normalize(x, m, c, save_mean, save_invstd, weight, bias, y);
+  batch_norm_impl<D>::normalize(x, m, c, save_mean, save_invstd, weight, bias, y, o.relu);
   return y;
 }
 
 /// Accumulates the gradients of batch_norm_forward: dx (x's shape), dweight and dbias (C); each
 /// may be null. batch_stats says whether the forward normalised with batch statistics (then
 /// the mean and variance depend on x); otherwise the backward is the plain per-channel affine one.
+/// relu_out: the output of a forward with o.relu (dy then counts only where it is positive), or null.
 template <class T, class D>
 void batch_norm_backward(tensor<T, D> const& x, tensor<T, D> const& weight, tensor<T, D> const& save_mean,
                          tensor<T, D> const& save_invstd, tensor<T, D> const& dy, bool batch_stats,
-                         tensor<T, D>* dx, tensor<T, D>* dweight, tensor<T, D>* dbias) {
+                         tensor<T, D>* dx, tensor<T, D>* dweight, tensor<T, D>* dbias,
+                         tensor<T, D> const* relu_out = nullptr) {
   check_same_shape("batch_norm_backward", x, dy);
   if (dx) check_same_shape("batch_norm_backward", x, *dx);
+  if (relu_out) check_same_shape("batch_norm_backward", x, *relu_out);
   index_t c = x.size(-1);
   index_t m = x.numel() / std::max<index_t>(c, 1);
-  batch_norm_impl<D>::backward(x, dy, m, c, save_mean, save_invstd, weight, batch_stats, dx, dweight, dbias);
+  batch_norm_impl<D>::backward(x, dy, m, c, save_mean, save_invstd, weight, batch_stats, dx, dweight, dbias,
+                               relu_out);
 }
 
 // ---- differentiable -----------------------------------------------------------------------------
 
 /// Differentiable batch norm over x (..., C): weight, bias (C) or undefined (affine = false);
 /// running_mean, running_var (C) or undefined (track_running_stats = false: always batch
-/// statistics). Updates the running statistics in place in training mode, like PyTorch.
+/// statistics). Updates the running statistics in place in training mode, like PyTorch. With o.relu
+/// the output is max(batch_norm(x), 0), recorded as one op ("batch_norm_relu") whose backward reads
+/// the output, which the next layer keeps anyway.
 template <class T, class D>
 variable<T, D> batch_norm(variable<T, D> const& x, variable<T, D> const& weight, variable<T, D> const& bias,
                           tensor<T, D>& running_mean, tensor<T, D>& running_var, batch_norm_options o = {}) {
@@ -120,14 +130,15 @@ variable<T, D> batch_norm(variable<T, D> const& x, variable<T, D> const& weight,
   tensor<T, D> save_mean, save_invstd;
   auto y = batch_norm_forward(x.value(), w, b, running_mean, running_var, o, save_mean, save_invstd);
   bool batch_stats = o.training || !running_mean.defined();
+  tensor<T, D> relu_out = o.relu ? y : tensor<T, D>();  // shares y's storage
   return autograd::make_op(
-      "batch_norm", y, {x, weight, bias},
-      [x, weight, bias, w, save_mean, save_invstd, batch_stats](tensor<T, D> const& dy) mutable {
+      o.relu ? "batch_norm_relu" : "batch_norm", y, {x, weight, bias},
+      [x, weight, bias, w, save_mean, save_invstd, batch_stats, relu_out](tensor<T, D> const& dy) mutable {
         bool gx = x.requires_grad(), gw = weight.defined() && weight.requires_grad(),
              gb = bias.defined() && bias.requires_grad();
         batch_norm_backward(x.value(), w, save_mean, save_invstd, dy, batch_stats,
                             gx ? &x.grad_for_accumulate() : nullptr, gw ? &weight.grad_for_accumulate() : nullptr,
-                            gb ? &bias.grad_for_accumulate() : nullptr);
+                            gb ? &bias.grad_for_accumulate() : nullptr, relu_out.defined() ? &relu_out : nullptr);
       });
 }
 

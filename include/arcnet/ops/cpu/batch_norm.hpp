@@ -89,11 +89,11 @@ struct batch_norm_impl<cpu> {
     }
   }
 
-  /// y = (x - mean) * invstd * weight + bias; weight, bias may be undefined.
+  /// y = (x - mean) * invstd * weight + bias, then max(y, 0) when relu; weight, bias may be undefined.
   template <class T>
   static void normalize(tensor<T, cpu> const& x, index_t m, index_t c, tensor<T, cpu> const& mean,
                         tensor<T, cpu> const& invstd, tensor<T, cpu> const& weight, tensor<T, cpu> const& bias,
-                        tensor<T, cpu>& y) {
+                        tensor<T, cpu>& y, bool relu = false) {
     std::vector<T> scale(static_cast<size_t>(c)), offset(static_cast<size_t>(c));
     for (index_t j = 0; j < c; ++j) {
       scale[static_cast<size_t>(j)] = invstd[j] * (weight.defined() ? weight[j] : T(1));
@@ -108,17 +108,38 @@ struct batch_norm_impl<cpu> {
     for (index_t r = 0; r < m; ++r) {
       T const* xr = xs + r * c;
       T* yr = ys + r * c;
-      for (index_t j = 0; j < c; ++j) yr[j] = (xr[j] - mu[j]) * sc[j] + of[j];
+      if (relu) {
+        for (index_t j = 0; j < c; ++j) {
+          T const v = (xr[j] - mu[j]) * sc[j] + of[j];
+          yr[j] = v > T(0) ? v : T(0);
+        }
+      } else {
+        for (index_t j = 0; j < c; ++j) yr[j] = (xr[j] - mu[j]) * sc[j] + of[j];
+      }
     }
   }
 
   /// Accumulates dx, dweight, dbias (each may be null). With batch statistics
   /// dx = weight * invstd * (dy - sum(dy) / M - xhat * sum(dy * xhat) / M); otherwise
-  /// dx = weight * invstd * dy.
+  /// dx = weight * invstd * dy. relu_out (may be null) is the output of a forward with relu: dy
+  /// counts only where it is positive, exactly as a separate ReLU's backward would pass it on.
   template <class T>
   static void backward(tensor<T, cpu> const& x, tensor<T, cpu> const& dy, index_t m, index_t c,
                        tensor<T, cpu> const& mean, tensor<T, cpu> const& invstd, tensor<T, cpu> const& weight,
-                       bool batch_stats, tensor<T, cpu>* dx, tensor<T, cpu>* dweight, tensor<T, cpu>* dbias) {
+                       bool batch_stats, tensor<T, cpu>* dx, tensor<T, cpu>* dweight, tensor<T, cpu>* dbias,
+                       tensor<T, cpu> const* relu_out = nullptr) {
+    if (relu_out)
+      backward_impl<true>(x, dy, relu_out->data(), m, c, mean, invstd, weight, batch_stats, dx, dweight, dbias);
+    else
+      backward_impl<false>(x, dy, static_cast<T const*>(nullptr), m, c, mean, invstd, weight, batch_stats, dx, dweight, dbias);
+  }
+
+ private:
+  /// backward with Relu: each dy counts where ys > 0, 0 elsewhere (read inline, no masked copy).
+  template <bool Relu, class T>
+  static void backward_impl(tensor<T, cpu> const& x, tensor<T, cpu> const& dy, T const* ys, index_t m, index_t c,
+                            tensor<T, cpu> const& mean, tensor<T, cpu> const& invstd, tensor<T, cpu> const& weight,
+                            bool batch_stats, tensor<T, cpu>* dx, tensor<T, cpu>* dweight, tensor<T, cpu>* dbias) {
     T const* xs = x.data();
     T const* g = dy.data();
     T const* mu = mean.data();
@@ -128,9 +149,12 @@ struct batch_norm_impl<cpu> {
       channel_sums(m, c, sum_dy, sum_dy_xmu, [&](index_t r, double* p1, double* p2) {
         T const* xr = xs + r * c;
         T const* gr = g + r * c;
+        [[maybe_unused]] T const* yr = Relu ? ys + r * c : nullptr;
         for (index_t j = 0; j < c; ++j) {
-          p1[j] += static_cast<double>(gr[j]);
-          p2[j] += static_cast<double>(gr[j]) * static_cast<double>(xr[j] - mu[j]);
+          T gj = gr[j];
+          if constexpr (Relu) gj = yr[j] > T(0) ? gj : T(0);
+          p1[j] += static_cast<double>(gj);
+          p2[j] += static_cast<double>(gj) * static_cast<double>(xr[j] - mu[j]);
         }
       });
     }
@@ -158,8 +182,13 @@ struct batch_norm_impl<cpu> {
     for (index_t r = 0; r < m; ++r) {
       T const* xr = xs + r * c;
       T const* gr = g + r * c;
+      [[maybe_unused]] T const* yr = Relu ? ys + r * c : nullptr;
       T* o = out + r * c;
-      for (index_t j = 0; j < c; ++j) o[j] += kp[j] * gr[j] - ap[j] - bp[j] * (xr[j] - mu[j]);
+      for (index_t j = 0; j < c; ++j) {
+        T gj = gr[j];
+        if constexpr (Relu) gj = yr[j] > T(0) ? gj : T(0);
+        o[j] += kp[j] * gj - ap[j] - bp[j] * (xr[j] - mu[j]);
+      }
     }
   }
 };

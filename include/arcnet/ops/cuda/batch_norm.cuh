@@ -33,10 +33,12 @@ inline constexpr int bn_tile_rows = 8;       // threads along rows in bn_channel
 /// [m s / strips, m (s + 1) / strips) with s = by (the CPU's block split). Writes
 /// part[(2 s) c + j] = sum of the first quantity, part[(2 s + 1) c + j] = sum of the second:
 ///   Grad = false: d = x - x[row 0] (shifted moments): d and d * d;
-///   Grad = true:  dy and dy * (x - mean), (x - mean) rounded to T as on the CPU.
+///   Grad = true:  dy and dy * (x - mean), (x - mean) rounded to T as on the CPU; where relu_out is
+///                 given (the output of a forward with ReLU), dy counts only where it is positive.
 template <class T, bool Grad>
 __global__ void bn_channel_partials(T const* __restrict__ x, T const* __restrict__ dy, T const* __restrict__ mean,
-                                    index_t m, index_t c, index_t strips, double* __restrict__ part) {
+                                    T const* __restrict__ relu_out, index_t m, index_t c, index_t strips,
+                                    double* __restrict__ part) {
   __shared__ double s1[bn_tile_rows][bn_tile_channels];
   __shared__ double s2[bn_tile_rows][bn_tile_channels];
   index_t const j = index_t(blockIdx.x) * bn_tile_channels + threadIdx.x;
@@ -48,7 +50,7 @@ __global__ void bn_channel_partials(T const* __restrict__ x, T const* __restrict
       T const mu = mean[j];
       for (index_t r = begin + threadIdx.y; r < end; r += bn_tile_rows) {
         index_t const i = r * c + j;
-        double const g = static_cast<double>(dy[i]);
+        double const g = relu_out && !(relu_out[i] > T(0)) ? 0.0 : static_cast<double>(dy[i]);
         a1 += g;
         a2 += g * static_cast<double>(sub_rn(x[i], mu));
       }
@@ -134,16 +136,17 @@ __global__ void bn_running_statistics(T const* __restrict__ running_mean, T cons
   }
 }
 
-/// y = (x - mean) * (invstd * weight) + bias element-wise; weight, bias may be null. x and y may
-/// alias (each element is read, then written, by one thread).
+/// y = (x - mean) * (invstd * weight) + bias element-wise, then max(y, 0) when relu; weight, bias
+/// may be null. x and y may alias (each element is read, then written, by one thread).
 template <class T>
 __global__ void bn_normalize(T const* x, index_t n, index_t c, T const* __restrict__ mean, T const* __restrict__ invstd,
-                             T const* __restrict__ weight, T const* __restrict__ bias, T* y) {
+                             T const* __restrict__ weight, T const* __restrict__ bias, bool relu, T* y) {
   for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < n; i += index_t(gridDim.x) * blockDim.x) {
     index_t const j = i % c;
     T const scale = mul_rn(invstd[j], weight ? weight[j] : T(1));
     T const offset = bias ? bias[j] : T(0);
-    y[i] = add_rn(mul_rn(sub_rn(x[i], mean[j]), scale), offset);
+    T const v = add_rn(mul_rn(sub_rn(x[i], mean[j]), scale), offset);
+    y[i] = relu && !(v > T(0)) ? T(0) : v;
   }
 }
 
@@ -178,13 +181,15 @@ __global__ void bn_backward_finalize(double const* __restrict__ part, index_t m,
   }
 }
 
-/// dx += k dy - a - b (x - mean) element-wise, coef = [k (c), a (c), b (c)]. dx may alias x or dy.
+/// dx += k g - a - b (x - mean) element-wise, coef = [k (c), a (c), b (c)], g = dy, or 0 where
+/// relu_out (may be null) is not positive. dx may alias x or dy.
 template <class T>
-__global__ void bn_backward_dx(T const* x, T const* dy, index_t n, index_t c, T const* __restrict__ mean,
-                               T const* __restrict__ coef, T* dx) {
+__global__ void bn_backward_dx(T const* x, T const* dy, T const* relu_out, index_t n, index_t c,
+                               T const* __restrict__ mean, T const* __restrict__ coef, T* dx) {
   for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < n; i += index_t(gridDim.x) * blockDim.x) {
     index_t const j = i % c;
-    T const v = sub_rn(sub_rn(mul_rn(coef[j], dy[i]), coef[c + j]), mul_rn(coef[2 * c + j], sub_rn(x[i], mean[j])));
+    T const g = relu_out && !(relu_out[i] > T(0)) ? T(0) : dy[i];
+    T const v = sub_rn(sub_rn(mul_rn(coef[j], g), coef[c + j]), mul_rn(coef[2 * c + j], sub_rn(x[i], mean[j])));
     dx[i] = add_rn(dx[i], v);
   }
 }
@@ -209,14 +214,14 @@ struct batch_norm_impl<cuda> {
 
   /// Pass 1 into a fresh buffer of 2 * strips * c doubles (every entry is written).
   template <class T, bool Grad>
-  static tensor<double, cuda> channel_partials(T const* x, T const* dy, T const* mean, index_t m, index_t c,
-                                               index_t strips) {
+  static tensor<double, cuda> channel_partials(T const* x, T const* dy, T const* mean, T const* relu_out, index_t m,
+                                               index_t c, index_t strips) {
     auto part = tensor<double, cuda>::uninitialized(shape{2 * strips * c});
     dim3 const grid(static_cast<unsigned>((c + cuda_kernels::bn_tile_channels - 1) / cuda_kernels::bn_tile_channels),
                     static_cast<unsigned>(strips));
     dim3 const block(cuda_kernels::bn_tile_channels, cuda_kernels::bn_tile_rows);
     ARCNET_CUDA_KERNEL(grid, block, 0, gpu::stream(), cuda_kernels::bn_channel_partials<T, Grad>)(
-        x, dy, mean, m, c, strips, part.data());
+        x, dy, mean, relu_out, m, c, strips, part.data());
     ARCNET_CUDA_LAUNCH_CHECK("bn_channel_partials");
     return part;
   }
@@ -232,7 +237,7 @@ struct batch_norm_impl<cuda> {
                                double momentum) {
     if (c <= 0) return;
     index_t const strips = strip_count(m, c);
-    auto part = channel_partials<T, false>(x.data(), nullptr, nullptr, m, c, strips);
+    auto part = channel_partials<T, false>(x.data(), nullptr, nullptr, nullptr, m, c, strips);
     ARCNET_CUDA_KERNEL(warp_blocks(c), gpu::block_threads, 0, gpu::stream(), cuda_kernels::bn_statistics_finalize<T>)(
         x.data(), part.data(), m, c, strips, eps, momentum, mean.data(), invstd.data(),
         running_mean ? running_mean->data() : nullptr, running_var ? running_var->data() : nullptr);
@@ -251,32 +256,35 @@ struct batch_norm_impl<cuda> {
     ARCNET_CUDA_LAUNCH_CHECK("bn_running_statistics");
   }
 
-  /// y = (x - mean) * invstd * weight + bias; weight, bias may be undefined.
+  /// y = (x - mean) * invstd * weight + bias, then max(y, 0) when relu; weight, bias may be undefined.
   template <class T>
   static void normalize(tensor<T, cuda> const& x, index_t m, index_t c, tensor<T, cuda> const& mean,
                         tensor<T, cuda> const& invstd, tensor<T, cuda> const& weight, tensor<T, cuda> const& bias,
-                        tensor<T, cuda>& y) {
+                        tensor<T, cuda>& y, bool relu = false) {
     index_t const n = m * c;
     if (n <= 0) return;
     ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::bn_normalize<T>)(
         x.data(), n, c, mean.data(), invstd.data(), weight.defined() ? weight.data() : nullptr,
-        bias.defined() ? bias.data() : nullptr, y.data());
+        bias.defined() ? bias.data() : nullptr, relu, y.data());
     ARCNET_CUDA_LAUNCH_CHECK("bn_normalize");
   }
 
   /// Accumulates dx, dweight, dbias (each may be null). With batch statistics
   /// dx = weight * invstd * (dy - sum(dy) / M - xhat * sum(dy * xhat) / M); otherwise
-  /// dx = weight * invstd * dy. As batch_norm_impl<cpu>.
+  /// dx = weight * invstd * dy; dy counts only where relu_out (may be null) is positive. As
+  /// batch_norm_impl<cpu>.
   template <class T>
   static void backward(tensor<T, cuda> const& x, tensor<T, cuda> const& dy, index_t m, index_t c,
                        tensor<T, cuda> const& mean, tensor<T, cuda> const& invstd, tensor<T, cuda> const& weight,
-                       bool batch_stats, tensor<T, cuda>* dx, tensor<T, cuda>* dweight, tensor<T, cuda>* dbias) {
+                       bool batch_stats, tensor<T, cuda>* dx, tensor<T, cuda>* dweight, tensor<T, cuda>* dbias,
+                       tensor<T, cuda> const* relu_out = nullptr) {
+    T const* const mask = relu_out ? relu_out->data() : nullptr;
     if (c <= 0) return;
     bool const need_sums = dweight || dbias || (dx && batch_stats);
     if (!need_sums && !dx) return;
     index_t const strips = strip_count(m, c);
     tensor<double, cuda> part;
-    if (need_sums) part = channel_partials<T, true>(x.data(), dy.data(), mean.data(), m, c, strips);
+    if (need_sums) part = channel_partials<T, true>(x.data(), dy.data(), mean.data(), mask, m, c, strips);
     tensor<T, cuda> coef;
     if (dx) coef = tensor<T, cuda>::uninitialized(shape{3 * c});
     ARCNET_CUDA_KERNEL(warp_blocks(c), gpu::block_threads, 0, gpu::stream(), cuda_kernels::bn_backward_finalize<T>)(
@@ -287,7 +295,7 @@ struct batch_norm_impl<cuda> {
     index_t const n = m * c;
     if (n <= 0) return;
     ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::bn_backward_dx<T>)(
-        x.data(), dy.data(), n, c, mean.data(), coef.data(), dx->data());
+        x.data(), dy.data(), mask, n, c, mean.data(), coef.data(), dx->data());
     ARCNET_CUDA_LAUNCH_CHECK("bn_backward_dx");
   }
 };
