@@ -158,59 +158,69 @@ TEMPLATE_TEST_CASE("cuda batch_norm: the differentiable form gives the CPU's gra
   }
 }
 
-TEMPLATE_TEST_CASE("cuda batch_norm: relu fused matches the CPU, and the unfused CUDA ops exactly", "[cuda][batch_norm]",
-                   float, double) {
+TEMPLATE_TEST_CASE("cuda batch_norm: relu (and a residual add) fused matches the CPU, and the unfused CUDA ops "
+                   "exactly", "[cuda][batch_norm]", float, double) {
   ARCNET_REQUIRE_CUDA_DEVICE();
   using namespace cuda_bn_test;
   using T = TestType;
   std::uint64_t seed = 4000;
   for (auto const& s : shapes()) {
     index_t const m = s.numel() / s[s.rank() - 1];
-    for (bool training : {true, false}) {
-      if (training && m <= 1) continue;
-      INFO("shape " << s << ", training " << training);
-      inputs<T> in(s, seed += 10);
-      ops::batch_norm_options o;
-      o.training = training;
-      o.relu = true;
-      auto rm = in.running_mean.clone(), rv = in.running_var.clone();
-      variable<T, cpu> x(in.x, true), w(in.weight, true), b(in.bias, true);
-      auto y = ops::batch_norm(x, w, b, rm, rv, o);
-      y.backward(in.dy);
-      // On the device: fused, and batch_norm then relu one by one.
-      struct device_run {
-        tensor<T, cuda> rm, rv, y;
-        variable<T, cuda> x, w, b;
-      };
-      auto run = [&](bool fused) {
-        device_run r{to_device(in.running_mean), to_device(in.running_var), {},
-                     variable<T, cuda>(to_device(in.x), true), variable<T, cuda>(to_device(in.weight), true),
-                     variable<T, cuda>(to_device(in.bias), true)};
-        ops::batch_norm_options od = o;
-        od.relu = fused;
-        auto yd = ops::batch_norm(r.x, r.w, r.b, r.rm, r.rv, od);
-        if (!fused) yd = ops::relu(yd);
-        yd.backward(to_device(in.dy));
-        r.y = yd.value();
-        return r;
-      };
-      auto f = run(true), a = run(false);
-      check_close(y.value(), f.y, "y");
-      check_close(rm, f.rm, "running_mean");
-      check_close(rv, f.rv, "running_var");
-      check_close(x.grad(), f.x.grad(), "x.grad");
-      check_close(w.grad(), f.w.grad(), "weight.grad");
-      check_close(b.grad(), f.b.grad(), "bias.grad");
-      auto same = [](tensor<T, cuda> const& p, tensor<T, cuda> const& q) {
-        return p.template to<cpu>().to_vector() == q.template to<cpu>().to_vector();
-      };
-      CHECK(same(f.y, a.y));
-      CHECK(same(f.rm, a.rm));
-      CHECK(same(f.rv, a.rv));
-      CHECK(same(f.x.grad(), a.x.grad()));
-      CHECK(same(f.w.grad(), a.w.grad()));
-      CHECK(same(f.b.grad(), a.b.grad()));
-    }
+    for (bool training : {true, false})
+      for (bool add : {false, true}) {
+        if (training && m <= 1) continue;
+        INFO("shape " << s << ", training " << training << ", add " << add);
+        inputs<T> in(s, seed += 10);
+        auto residual = random_tensor<T>(s, seed + 7);
+        ops::batch_norm_options o;
+        o.training = training;
+        o.relu = true;
+        auto rm = in.running_mean.clone(), rv = in.running_var.clone();
+        variable<T, cpu> x(in.x, true), w(in.weight, true), b(in.bias, true), r_cpu(residual, true);
+        auto y = add ? ops::batch_norm_add(x, w, b, rm, rv, r_cpu, o) : ops::batch_norm(x, w, b, rm, rv, o);
+        y.backward(in.dy);
+        // On the device: fused, and batch_norm, add, relu one by one.
+        struct device_run {
+          tensor<T, cuda> rm, rv, y;
+          variable<T, cuda> x, w, b, r;
+        };
+        auto run = [&](bool fused) {
+          device_run r{to_device(in.running_mean), to_device(in.running_var), {},
+                       variable<T, cuda>(to_device(in.x), true), variable<T, cuda>(to_device(in.weight), true),
+                       variable<T, cuda>(to_device(in.bias), true), variable<T, cuda>(to_device(residual), true)};
+          ops::batch_norm_options od = o;
+          od.relu = fused;
+          variable<T, cuda> yd;
+          if (fused && add) {
+            yd = ops::batch_norm_add(r.x, r.w, r.b, r.rm, r.rv, r.r, od);
+          } else {
+            yd = ops::batch_norm(r.x, r.w, r.b, r.rm, r.rv, od);
+            if (add) yd = ops::add(yd, r.r);
+            if (!fused) yd = ops::relu(yd);
+          }
+          yd.backward(to_device(in.dy));
+          r.y = yd.value();
+          return r;
+        };
+        auto f = run(true), a = run(false);
+        check_close(y.value(), f.y, "y");
+        check_close(rm, f.rm, "running_mean");
+        check_close(rv, f.rv, "running_var");
+        check_close(x.grad(), f.x.grad(), "x.grad");
+        check_close(w.grad(), f.w.grad(), "weight.grad");
+        check_close(b.grad(), f.b.grad(), "bias.grad");
+        if (add) check_close(r_cpu.grad(), f.r.grad(), "residual.grad");
+        auto same = [](tensor<T, cuda> const& p, tensor<T, cuda> const& q) {
+          return p.template to<cpu>().to_vector() == q.template to<cpu>().to_vector();
+        };
+        CHECK(same(f.y, a.y));
+        CHECK(same(f.rm, a.rm));
+        CHECK(same(f.rv, a.rv));
+        CHECK(same(f.x.grad(), a.x.grad()));
+        CHECK(same(f.w.grad(), a.w.grad()));
+        CHECK(same(f.b.grad(), a.b.grad()));
+        if (add) CHECK(same(f.r.grad(), a.r.grad()));
+      }
   }
 }
 

@@ -88,7 +88,8 @@ TEST_CASE("fusion: a ResNet in eval mode without gradients gives the layer-by-la
   auto fused = no_grad_forward(net, x, true);
   CHECK(relative_difference(fused, apart) < 1e-5);
   CHECK(relative_difference(fused, apart) > 0);  // the folded path really ran: rounding differs
-  // With gradients on, nothing is fused: the graph-recording forward is the layer-by-layer one.
+  // With gradients on nothing is folded: the graph-recording forward fuses only exactly (batch
+  // norm + ReLU, batch norm + add + ReLU), so it is the layer-by-layer one to the bit.
   auto recorded = net.forward(x).value();
   CHECK(relative_difference(recorded, apart) == 0);
   // In training mode batch statistics are used: no folding (only the exact add + ReLU fusion).
@@ -104,7 +105,7 @@ namespace fusion_test {
 struct train_step_result {
   std::vector<float> out;
   std::vector<std::vector<float>> grads, buffers;
-  std::size_t fused_nodes = 0;
+  std::size_t fused_nodes = 0, fused_add_nodes = 0;
 };
 inline train_step_result resnet_train_step(bool fuse) {
   nn::fusion::enabled() = fuse;
@@ -123,6 +124,7 @@ inline train_step_result resnet_train_step(bool fuse) {
     todo.pop_back();
     if (!n || !seen.insert(n).second) continue;
     if (std::string(n->name) == "batch_norm_relu") ++r.fused_nodes;
+    if (std::string(n->name) == "batch_norm_add_relu") ++r.fused_add_nodes;
     for (auto const& in : n->inputs) todo.push_back(in->grad_fn.get());
   }
   ops::sum(ops::mul(y, variable<float>(randn<float>(y.shape(), g)))).backward();
@@ -135,21 +137,24 @@ inline train_step_result resnet_train_step(bool fuse) {
 }
 }  // namespace fusion_test
 
-TEST_CASE("fusion: training with batch norm + ReLU fused gives exactly the layer-by-layer step", "[nn][fusion]") {
+TEST_CASE("fusion: training with batch norm + (add +) ReLU fused gives exactly the layer-by-layer step",
+          "[nn][fusion]") {
   using namespace fusion_test;
   restore_fusion restore;
   auto apart = resnet_train_step(false);
   auto fused = resnet_train_step(true);
-  CHECK(apart.fused_nodes == 0);
-  // resnet18: the stem's bn1 + relu and each of the 8 basic blocks' bn1 + relu.
+  CHECK(apart.fused_nodes + apart.fused_add_nodes == 0);
+  // resnet18: the stem's bn1 + relu and each of the 8 basic blocks' bn1 + relu, and each block's
+  // bn2 + add + relu.
   CHECK(fused.fused_nodes == 9);
+  CHECK(fused.fused_add_nodes == 8);
   CHECK(fused.out == apart.out);
   REQUIRE(fused.grads.size() == apart.grads.size());
   for (std::size_t i = 0; i < fused.grads.size(); ++i) CHECK(fused.grads[i] == apart.grads[i]);
   CHECK(fused.buffers == apart.buffers);  // running statistics and num_batches_tracked
 }
 
-TEST_CASE("fusion: a batch norm under a train-mode override is not fused; its ReLU still follows", "[nn][fusion]") {
+TEST_CASE("fusion: a batch norm under a train-mode override is not fused, and its ReLU still follows", "[nn][fusion]") {
   using namespace fusion_test;
   restore_fusion restore;
   nn::fusion::enabled() = true;

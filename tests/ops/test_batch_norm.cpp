@@ -239,11 +239,12 @@ TEST_CASE("batch_norm: bad shapes are shape errors that name the shapes", "[ops]
 }
 
 namespace bn_test {
-/// batch_norm with o.relu against batch_norm then relu, run one by one: outputs, the running
-/// statistics and every gradient must be the same numbers (the fused backward masks dy exactly
-/// as the ReLU's backward does).
+/// batch_norm with o.relu (or batch_norm_add, with or without o.relu) against batch_norm, add and
+/// relu run one by one: outputs, the running statistics and every gradient must be the same
+/// numbers (the fused backward masks dy exactly as the ReLU's backward does).
 template <class T>
-void check_relu_fusion_is_exact(bool training, bool affine, shape const& s, std::uint64_t seed) {
+void check_relu_fusion_is_exact(bool training, bool affine, shape const& s, std::uint64_t seed, bool add = false,
+                                bool relu = true) {
   using tvar = variable<T, cpu>;
   using ttensor = tensor<T, cpu>;
   generator g(seed);
@@ -254,19 +255,32 @@ void check_relu_fusion_is_exact(bool training, bool affine, shape const& s, std:
   auto rm0 = randn<T>(shape{c}, g);
   auto rv0 = rand<T>(shape{c}, g, T(0.5), T(2));
   auto dy = randn<T>(s, g);
+  auto s0 = randn<T>(s, g);
   struct run {
-    tvar x, w, b;
+    tvar x, w, b, s;
     ttensor rm, rv, y;
   };
   auto go = [&](bool fused) {
-    run r{tvar(x0.clone(), true), affine ? tvar(w0.clone(), true) : tvar(), affine ? tvar(b0.clone(), true) : tvar(),
-          rm0.clone(), rv0.clone(), ttensor()};
+    run r{tvar(x0.clone(), true),
+          affine ? tvar(w0.clone(), true) : tvar(),
+          affine ? tvar(b0.clone(), true) : tvar(),
+          tvar(s0.clone(), true),
+          rm0.clone(),
+          rv0.clone(),
+          ttensor()};
     ops::batch_norm_options o;
     o.training = training;
-    o.relu = fused;
-    auto y = ops::batch_norm(r.x, r.w, r.b, r.rm, r.rv, o);
-    if (!fused) y = ops::relu(y);
-    CHECK(std::string(y.grad_fn()->name) == (fused ? "batch_norm_relu" : "relu"));
+    o.relu = fused && relu;
+    tvar y;
+    if (fused && add) {
+      y = ops::batch_norm_add(r.x, r.w, r.b, r.rm, r.rv, r.s, o);
+      CHECK(std::string(y.grad_fn()->name) == (relu ? "batch_norm_add_relu" : "batch_norm_add"));
+    } else {
+      y = ops::batch_norm(r.x, r.w, r.b, r.rm, r.rv, o);
+      if (!fused && add) y = ops::add(y, r.s);
+      if (!fused && relu) y = ops::relu(y);
+      CHECK(std::string(y.grad_fn()->name) == (fused ? "batch_norm_relu" : relu ? "relu" : "add"));
+    }
     ops::sum(ops::mul(y, tvar(dy))).backward();
     r.y = y.value();
     return r;
@@ -274,7 +288,8 @@ void check_relu_fusion_is_exact(bool training, bool affine, shape const& s, std:
   run const a = go(false), f = go(true);
   index_t zeros = 0;
   for (index_t i = 0; i < a.y.numel(); ++i) zeros += a.y[i] == T(0);
-  CHECK(zeros > a.y.numel() / 5);  // the ReLU cuts a real share, so the masking is exercised
+  if (relu) CHECK(zeros > a.y.numel() / 5);  // the ReLU cuts a real share, so the masking is exercised
+  if (add) CHECK(f.s.grad().to_vector() == a.s.grad().to_vector());
   CHECK(f.y.to_vector() == a.y.to_vector());
   CHECK(f.rm.to_vector() == a.rm.to_vector());
   CHECK(f.rv.to_vector() == a.rv.to_vector());
@@ -295,6 +310,39 @@ TEST_CASE("batch_norm: relu fused gives exactly the values and gradients of batc
       check_relu_fusion_is_exact<double>(training, affine, shape{4, 6, 5, 7}, 22);
       check_relu_fusion_is_exact<float>(training, affine, shape{700, 48}, 23);  // several row blocks, threads
     }
+}
+
+TEST_CASE("batch_norm_add: gives exactly the values and gradients of batch_norm, add (and relu)", "[ops][batch_norm]") {
+  using namespace bn_test;
+  for (bool training : {true, false})
+    for (bool relu : {true, false}) {
+      INFO("training " << training << ", relu " << relu);
+      check_relu_fusion_is_exact<float>(training, true, shape{4, 6, 5, 7}, 31, true, relu);
+      check_relu_fusion_is_exact<double>(training, false, shape{4, 6, 5, 7}, 32, true, relu);
+      check_relu_fusion_is_exact<float>(training, true, shape{700, 48}, 33, true, relu);
+    }
+}
+
+TEST_CASE("batch_norm_add: gradients match finite differences; a bad residual is an error", "[ops][batch_norm]") {
+  using namespace bn_test;
+  generator g(34);
+  auto x = random_variable(shape{3, 4, 3, 4}, g, 0.45, 0.55);
+  auto w = random_variable(shape{4}, g);
+  auto b = random_variable(shape{4}, g);
+  auto r = random_variable(shape{3, 4, 3, 4}, g);
+  auto rm = dtensor::zeros(shape{4}), rv = dtensor::full(shape{4}, 1.0);
+  for (bool relu : {false, true}) {
+    ops::batch_norm_options o;
+    o.relu = relu;
+    require_gradients_match([&] { return ops::batch_norm_add(x, w, b, rm, rv, r, o); }, {x, w, b, r});
+  }
+  auto const rm_before = rm.to_vector();
+  CHECK_THROWS_MATCHES(ops::batch_norm_add(x, w, b, rm, rv, dvar(), {}), error,
+                       message_contains("batch_norm_add: the residual is undefined"));
+  dvar bad(dtensor::zeros(shape{3, 4, 4, 3}));
+  CHECK_THROWS_MATCHES(ops::batch_norm_add(x, w, b, rm, rv, bad, {}), shape_error,
+                       message_contains("got (3, 4, 3, 4) and (3, 4, 4, 3)"));
+  CHECK(rm.to_vector() == rm_before);  // the failed calls updated nothing
 }
 
 TEST_CASE("batch_norm: relu fused has the gradients of finite differences", "[ops][batch_norm]") {

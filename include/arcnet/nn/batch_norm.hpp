@@ -103,6 +103,11 @@ struct batch_norm {
     /// norm followed by a ReLU while nn::fusion is on. Under a batch_norm_train_override (synchronised
     /// batch norm) in train mode the override runs unfused and the ReLU follows it.
     variable<T, D> forward_relu(variable<T, D> const& x) { return run(x, true); }
+    /// max(forward(x) + shortcut, 0) as one op (ops::batch_norm_add): how nn::residual ends a
+    /// block whose body ends in a batch norm while nn::fusion is on.
+    variable<T, D> forward_add_relu(variable<T, D> const& x, variable<T, D> const& shortcut) {
+      return run(x, true, &shortcut);
+    }
     template <class F>
     void for_each_parameter(F&& f, std::string const& prefix = "") {
       f(detail::join_name(prefix, "weight"), weight_, param_layout::plain);
@@ -130,7 +135,8 @@ struct batch_norm {
     tensor<T, D>& running_var() { return running_var_; }
 
    private:
-    variable<T, D> run(variable<T, D> const& x, bool relu) {
+    /// forward, with the ReLU and the shortcut's add (shortcut may be null) fused when asked.
+    variable<T, D> run(variable<T, D> const& x, bool relu, variable<T, D> const* shortcut = nullptr) {
       if (x.rank() < 2 || x.size(-1) != C)
         detail::raise<shape_error>(describe_type(), ": expected input (..., ", C, "), got shape ", x.shape());
       ops::batch_norm_options o;
@@ -141,9 +147,11 @@ struct batch_norm {
       if (auto* hook = detail_bn::current_hook<T, D>()) (*hook)(x, running_mean_, running_var_);
       if (auto* f = detail_bn::current_train_forward<T, D>(); f && training_) {
         auto y = (*f)(x, weight_, bias_, running_mean_, running_var_, o);
+        if (shortcut) y = ops::add(y, *shortcut);
         return relu ? ops::relu(y) : y;
       }
       o.relu = relu;
+      if (shortcut) return ops::batch_norm_add(x, weight_, bias_, running_mean_, running_var_, *shortcut, o);
       return ops::batch_norm(x, weight_, bias_, running_mean_, running_var_, o);
     }
     void bump_batches() {

@@ -8,10 +8,11 @@
 // each activation a ResNet block makes besides its GEMMs. Outputs equal the layer-by-layer ones
 // to rounding (the add + ReLU exactly). A forward observed by a batch_norm_observer is not folded.
 //
-// Training, on both devices. Where nothing is folded, sequential runs a batch norm followed by a
-// ReLU as one op (nn::batch_norm's forward_relu, ops::batch_norm_options::relu). That saves the
-// ReLU's pass forward and its pass backward, and the pre-ReLU activation the ReLU would keep for
-// its backward (one of the three activations a conv / batch norm / ReLU keeps). Values and
+// Training (and every forward on the GPU). Where nothing is folded, sequential runs a batch norm
+// followed by a ReLU as one op (nn::batch_norm's forward_relu, ops::batch_norm_options::relu),
+// and residual runs its body's last batch norm, the add and the ReLU as one op (forward_add_relu,
+// ops::batch_norm_add). That saves the ReLU's and the add's passes forward and backward, and the
+// intermediate activations the graph would keep (the batch norm's output, the sum). Values and
 // gradients equal the layer-by-layer ones exactly.
 #include <cmath>
 #include <type_traits>
@@ -55,6 +56,11 @@ inline constexpr bool is_conv_batch_norm =
     is_conv2d_layer<unwrap_t<First>>::value && is_batch_norm_layer<unwrap_t<Second>>::value;
 template <class L>
 inline constexpr bool is_relu = std::is_same_v<unwrap_t<L>, relu>;
+/// A layer with a static ends_in_batch_norm that is true (a sequential whose last layer is one).
+template <class L, class = void>
+struct ends_in_batch_norm : std::false_type {};
+template <class L>
+struct ends_in_batch_norm<L, std::enable_if_t<L::ends_in_batch_norm>> : std::true_type {};
 /// A batch norm directly followed by a ReLU (named or not).
 template <class First, class Second>
 inline constexpr bool is_batch_norm_relu = is_batch_norm_layer<unwrap_t<First>>::value && is_relu<Second>;

@@ -43,6 +43,11 @@ struct residual {
     explicit module(generator& g = default_generator()) : body_(g), shortcut_(g), after_(g) {}
 
     variable<T, D> forward(variable<T, D> const& x) {
+      if constexpr (fusion::is_relu<After> && fusion::ends_in_batch_norm<Body>::value) {
+        // The body's last batch norm, the add and the ReLU as one op; not where the CPU's
+        // gradient-free forward folds that batch norm into its convolution (below).
+        if (fusion::enabled() && !fusion::may_fuse<D>()) return body_.forward_add_relu(x, shortcut_.forward(x));
+      }
       auto y = body_.forward(x);
       auto s = shortcut_.forward(x);
       if constexpr (std::is_same_v<D, cpu> && fusion::is_relu<After>)

@@ -93,13 +93,23 @@ struct sequential {
   static constexpr int out_channels = check::out;
   static constexpr char const* type_name = "sequential";
   static std::string describe_type() { return "sequential"; }
+  /// Whether the last layer is a batch norm (named or not): nn::residual then ends its block with
+  /// forward_add_relu.
+  static constexpr bool ends_in_batch_norm =
+      fusion::is_batch_norm_layer<fusion::unwrap_t<std::tuple_element_t<sizeof...(Layers) - 1, layers>>>::value;
 
   template <class T, class D>
   class module {
    public:
     explicit module(generator& g = default_generator()) : children_(make_children(g, std::index_sequence_for<Layers...>{})) {}
 
-    variable<T, D> forward(variable<T, D> const& x) { return forward_from<0>(x); }
+    variable<T, D> forward(variable<T, D> const& x) { return forward_from<0, sizeof...(Layers)>(x); }
+    /// max(forward(x) + shortcut, 0), the last layer (a batch norm) fused with the add and the ReLU.
+    variable<T, D> forward_add_relu(variable<T, D> const& x, variable<T, D> const& shortcut) {
+      static_assert(ends_in_batch_norm, "arcnet::nn::sequential::forward_add_relu: the last layer must be a batch norm");
+      constexpr std::size_t last = sizeof...(Layers) - 1;
+      return std::get<last>(children_).forward_add_relu(forward_from<0, last>(x), shortcut);
+    }
     template <class F>
     void for_each_parameter(F&& f, std::string const& prefix = "") {
       each([&](auto& c, std::string const& name) { c.for_each_parameter(f, detail::join_name(prefix, name)); });
@@ -121,11 +131,10 @@ struct sequential {
     auto& get() { return std::get<I>(children_); }
 
    private:
-    /// Children I.. in order; a convolution + batch norm (+ ReLU), or a batch norm + ReLU, runs
-    /// fused when fusion.hpp allows.
-    template <std::size_t I>
+    /// Children I..count-1 in order; a convolution + batch norm (+ ReLU), or a batch norm + ReLU,
+    /// runs fused when fusion.hpp allows.
+    template <std::size_t I, std::size_t count>
     variable<T, D> forward_from(variable<T, D> const& x) {
-      constexpr std::size_t count = sizeof...(Layers);
       if constexpr (I == count) {
         return x;
       } else {
@@ -136,17 +145,17 @@ struct sequential {
             if (fusion::may_fold<T, D>(bn)) {
               constexpr bool relu_after = I + 2 < count && fusion::is_relu<std::tuple_element_t<(I + 2) % count, layers>>;
               auto y = fusion::conv_batch_norm<fusion::unwrap_t<conv_layer>>(std::get<I>(children_), bn, x, relu_after);
-              return forward_from<I + (relu_after ? 3 : 2)>(y);
+              return forward_from<I + (relu_after ? 3 : 2), count>(y);
             }
           }
         }
         if constexpr (I + 1 < count) {
           if constexpr (fusion::is_batch_norm_relu<std::tuple_element_t<I, layers>,
                                                    std::tuple_element_t<(I + 1) % count, layers>>) {
-            if (fusion::enabled()) return forward_from<I + 2>(std::get<I>(children_).forward_relu(x));
+            if (fusion::enabled()) return forward_from<I + 2, count>(std::get<I>(children_).forward_relu(x));
           }
         }
-        return forward_from<I + 1>(std::get<I>(children_).forward(x));
+        return forward_from<I + 1, count>(std::get<I>(children_).forward(x));
       }
     }
 

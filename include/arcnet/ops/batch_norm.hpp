@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "arcnet/autograd/variable.hpp"
+#include "arcnet/ops/elementwise.hpp"
 
 namespace arcnet::ops {
 
@@ -70,16 +71,19 @@ namespace arcnet::ops {
 
 // ---- raw tensors ------------------------------------------------------------------------------
 
-/// y = (x - mean) * invstd * weight + bias over x (..., C), then max(y, 0) when o.relu. weight and
-/// bias (C) may be undefined (identity affine). Batch statistics are used when o.training or when the running statistics
-/// are undefined; in training, defined running_mean/running_var (C) are updated in place. Writes
-/// the mean and 1/sqrt(var + eps) that were used into save_mean and save_invstd (C), which
-/// batch_norm_backward needs.
+/// y = (x - mean) * invstd * weight + bias over x (..., C), plus residual (x's shape) when it is
+/// given, then max(y, 0) when o.relu. weight and bias (C) may be undefined (identity affine).
+/// Batch statistics are used when o.training or when the running statistics are undefined; in
+/// training, defined running_mean/running_var (C) are updated in place. Writes the mean and
+/// 1/sqrt(var + eps) that were used into save_mean and save_invstd (C), which batch_norm_backward
+/// needs.
 template <class T, class D>
 tensor<T, D> batch_norm_forward(tensor<T, D> const& x, tensor<T, D> const& weight, tensor<T, D> const& bias,
                                 tensor<T, D>& running_mean, tensor<T, D>& running_var, batch_norm_options o,
-                                tensor<T, D>& save_mean, tensor<T, D>& save_invstd) {
+                                tensor<T, D>& save_mean, tensor<T, D>& save_invstd,
+                                tensor<T, D> const* residual = nullptr) {
   index_t c = detail::check_batch_norm_args(x, weight, bias, running_mean, running_var, o);
+  if (residual) check_same_shape("batch_norm (residual)", x, *residual);
   index_t m = x.numel() / std::max<index_t>(c, 1);
   save_mean = tensor<T, D>::uninitialized(shape{c});
   save_invstd = tensor<T, D>::uninitialized(shape{c});
@@ -92,7 +96,8 @@ tensor<T, D> batch_norm_forward(tensor<T, D> const& x, tensor<T, D> const& weigh
     batch_norm_impl<D>::running_statistics(running_mean, running_var, o.eps, save_mean, save_invstd);
   }
   auto y = tensor<T, D>::uninitialized(x.shape());
-  batch_norm_impl<D>::normalize(x, m, c, save_mean, save_invstd, weight, bias, y, o.relu);
+  batch_norm_impl<D>::normalize(x, m, c, save_mean, save_invstd, weight, bias, y, o.relu,
+                                residual ? residual->data() : nullptr);
   return y;
 }
 
@@ -116,30 +121,65 @@ void batch_norm_backward(tensor<T, D> const& x, tensor<T, D> const& weight, tens
 
 // ---- differentiable -----------------------------------------------------------------------------
 
-/// Differentiable batch norm over x (..., C): weight, bias (C) or undefined (affine = false);
-/// running_mean, running_var (C) or undefined (track_running_stats = false: always batch
-/// statistics). Updates the running statistics in place in training mode, like PyTorch. With o.relu
-/// the output is max(batch_norm(x), 0), recorded as one op ("batch_norm_relu") whose backward reads
-/// the output, which the next layer keeps anyway.
+}  // namespace arcnet::ops
+
+namespace arcnet::detail {
+/// ops::batch_norm (residual undefined) and ops::batch_norm_add (residual of x's shape): one
+/// recorded op whose backward masks dy with the output when o.relu (the output is kept by the
+/// next layer anyway) and passes the masked dy to the residual.
 template <class T, class D>
-variable<T, D> batch_norm(variable<T, D> const& x, variable<T, D> const& weight, variable<T, D> const& bias,
-                          tensor<T, D>& running_mean, tensor<T, D>& running_var, batch_norm_options o = {}) {
-  if (!x.defined()) detail::raise<error>("batch_norm: the input is undefined");
+variable<T, D> record_batch_norm(variable<T, D> const& x, variable<T, D> const& weight, variable<T, D> const& bias,
+                                 tensor<T, D>& running_mean, tensor<T, D>& running_var, ops::batch_norm_options o,
+                                 variable<T, D> const& residual) {
+  if (!x.defined()) raise<error>("batch_norm: the input is undefined");
   tensor<T, D> w = weight.defined() ? weight.value() : tensor<T, D>();
   tensor<T, D> b = bias.defined() ? bias.value() : tensor<T, D>();
   tensor<T, D> save_mean, save_invstd;
-  auto y = batch_norm_forward(x.value(), w, b, running_mean, running_var, o, save_mean, save_invstd);
+  auto y = ops::batch_norm_forward(x.value(), w, b, running_mean, running_var, o, save_mean, save_invstd,
+                                   residual.defined() ? &residual.value() : nullptr);
   bool batch_stats = o.training || !running_mean.defined();
   tensor<T, D> relu_out = o.relu ? y : tensor<T, D>();  // shares y's storage
+  static constexpr char const* names[2][2] = {{"batch_norm", "batch_norm_relu"},
+                                              {"batch_norm_add", "batch_norm_add_relu"}};
   return autograd::make_op(
-      o.relu ? "batch_norm_relu" : "batch_norm", y, {x, weight, bias},
-      [x, weight, bias, w, save_mean, save_invstd, batch_stats, relu_out](tensor<T, D> const& dy) mutable {
+      names[residual.defined()][o.relu], y, {x, weight, bias, residual},
+      [x, weight, bias, residual, w, save_mean, save_invstd, batch_stats, relu_out](tensor<T, D> const& dy) mutable {
         bool gx = x.requires_grad(), gw = weight.defined() && weight.requires_grad(),
              gb = bias.defined() && bias.requires_grad();
-        batch_norm_backward(x.value(), w, save_mean, save_invstd, dy, batch_stats,
-                            gx ? &x.grad_for_accumulate() : nullptr, gw ? &weight.grad_for_accumulate() : nullptr,
-                            gb ? &bias.grad_for_accumulate() : nullptr, relu_out.defined() ? &relu_out : nullptr);
+        tensor<T, D> const* mask = relu_out.defined() ? &relu_out : nullptr;
+        ops::batch_norm_backward(x.value(), w, save_mean, save_invstd, dy, batch_stats,
+                                 gx ? &x.grad_for_accumulate() : nullptr, gw ? &weight.grad_for_accumulate() : nullptr,
+                                 gb ? &bias.grad_for_accumulate() : nullptr, mask);
+        if (residual.defined() && residual.requires_grad()) {
+          if (mask) ops::unary_backward(ops::unary_kind::relu, *mask, *mask, dy, residual.grad_for_accumulate());
+          else ops::axpy(T(1), dy, residual.grad_for_accumulate());
+        }
       });
+}
+}  // namespace arcnet::detail
+
+namespace arcnet::ops {
+
+/// Differentiable batch norm over x (..., C): weight, bias (C) or undefined (affine = false);
+/// running_mean, running_var (C) or undefined (track_running_stats = false: always batch
+/// statistics). Updates the running statistics in place in training mode, like PyTorch. With
+/// o.relu the output is max(batch_norm(x), 0), recorded as one op ("batch_norm_relu").
+template <class T, class D>
+variable<T, D> batch_norm(variable<T, D> const& x, variable<T, D> const& weight, variable<T, D> const& bias,
+                          tensor<T, D>& running_mean, tensor<T, D>& running_var, batch_norm_options o = {}) {
+  return detail::record_batch_norm(x, weight, bias, running_mean, running_var, o, variable<T, D>());
+}
+
+/// batch_norm(x) + residual (x's shape), then max(., 0) when o.relu, as one op: the end of a
+/// ResNet block (bn3, the shortcut's add and the ReLU) in one pass forward and one backward, with
+/// neither the batch norm's output nor the sum kept for the backward. Values and gradients equal
+/// batch_norm, add and relu run one by one.
+template <class T, class D>
+variable<T, D> batch_norm_add(variable<T, D> const& x, variable<T, D> const& weight, variable<T, D> const& bias,
+                              tensor<T, D>& running_mean, tensor<T, D>& running_var, variable<T, D> const& residual,
+                              batch_norm_options o = {}) {
+  if (!residual.defined()) detail::raise<error>("batch_norm_add: the residual is undefined");
+  return detail::record_batch_norm(x, weight, bias, running_mean, running_var, o, residual);
 }
 
 }  // namespace arcnet::ops

@@ -4,6 +4,7 @@
 // with double accumulators, then combine in block order.
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "arcnet/core/tensor.hpp"
@@ -89,11 +90,12 @@ struct batch_norm_impl<cpu> {
     }
   }
 
-  /// y = (x - mean) * invstd * weight + bias, then max(y, 0) when relu; weight, bias may be undefined.
+  /// y = (x - mean) * invstd * weight + bias (+ residual, of x's size, when not null), then
+  /// max(y, 0) when relu; weight, bias may be undefined.
   template <class T>
   static void normalize(tensor<T, cpu> const& x, index_t m, index_t c, tensor<T, cpu> const& mean,
                         tensor<T, cpu> const& invstd, tensor<T, cpu> const& weight, tensor<T, cpu> const& bias,
-                        tensor<T, cpu>& y, bool relu = false) {
+                        tensor<T, cpu>& y, bool relu = false, T const* residual = nullptr) {
     std::vector<T> scale(static_cast<size_t>(c)), offset(static_cast<size_t>(c));
     for (index_t j = 0; j < c; ++j) {
       scale[static_cast<size_t>(j)] = invstd[j] * (weight.defined() ? weight[j] : T(1));
@@ -104,19 +106,25 @@ struct batch_norm_impl<cpu> {
     T const* sc = scale.data();
     T const* of = offset.data();
     T* ys = y.data();
+    auto rows = [&](auto relu_tag, auto residual_tag) {
+      constexpr bool Relu = decltype(relu_tag)::value, Residual = decltype(residual_tag)::value;
 #pragma omp parallel for if (m * c > parallel_threshold)
-    for (index_t r = 0; r < m; ++r) {
-      T const* xr = xs + r * c;
-      T* yr = ys + r * c;
-      if (relu) {
+      for (index_t r = 0; r < m; ++r) {
+        T const* xr = xs + r * c;
+        [[maybe_unused]] T const* rr = Residual ? residual + r * c : nullptr;
+        T* yr = ys + r * c;
         for (index_t j = 0; j < c; ++j) {
-          T const v = (xr[j] - mu[j]) * sc[j] + of[j];
-          yr[j] = v > T(0) ? v : T(0);
+          T v = (xr[j] - mu[j]) * sc[j] + of[j];
+          if constexpr (Residual) v = v + rr[j];
+          if constexpr (Relu) v = v > T(0) ? v : T(0);
+          yr[j] = v;
         }
-      } else {
-        for (index_t j = 0; j < c; ++j) yr[j] = (xr[j] - mu[j]) * sc[j] + of[j];
       }
-    }
+    };
+    using yes = std::true_type;
+    using no = std::false_type;
+    if (relu) residual ? rows(yes{}, yes{}) : rows(yes{}, no{});
+    else residual ? rows(no{}, yes{}) : rows(no{}, no{});
   }
 
   /// Accumulates dx, dweight, dbias (each may be null). With batch statistics
@@ -128,18 +136,20 @@ struct batch_norm_impl<cpu> {
                        tensor<T, cpu> const& mean, tensor<T, cpu> const& invstd, tensor<T, cpu> const& weight,
                        bool batch_stats, tensor<T, cpu>* dx, tensor<T, cpu>* dweight, tensor<T, cpu>* dbias,
                        tensor<T, cpu> const* relu_out = nullptr) {
-    if (relu_out)
-      backward_impl<true>(x, dy, relu_out->data(), m, c, mean, invstd, weight, batch_stats, dx, dweight, dbias);
-    else
-      backward_impl<false>(x, dy, static_cast<T const*>(nullptr), m, c, mean, invstd, weight, batch_stats, dx, dweight, dbias);
-  }
-
- private:
-  /// backward with Relu: each dy counts where ys > 0, 0 elsewhere (read inline, no masked copy).
-  template <bool Relu, class T>
-  static void backward_impl(tensor<T, cpu> const& x, tensor<T, cpu> const& dy, T const* ys, index_t m, index_t c,
-                            tensor<T, cpu> const& mean, tensor<T, cpu> const& invstd, tensor<T, cpu> const& weight,
-                            bool batch_stats, tensor<T, cpu>* dx, tensor<T, cpu>* dweight, tensor<T, cpu>* dbias) {
+    if (relu_out) {
+      // The masked dy first, in one vectorised pass, then the plain backward reads it like any dy.
+      // (Masking inline in the sum and dx loops measured 2.4x slower: those loops then stopped
+      // vectorising well. Unfused, the ReLU's backward writes the same tensor into a zeroed one.)
+      auto masked = tensor<T, cpu>::uninitialized(dy.shape());
+      T const* ys = relu_out->data();
+      T const* gs = dy.data();
+      T* out = masked.data();
+      index_t const n = dy.numel();
+#pragma omp parallel for simd if (n > parallel_threshold)
+      for (index_t i = 0; i < n; ++i) out[i] = ys[i] > T(0) ? gs[i] : T(0);
+      backward(x, masked, m, c, mean, invstd, weight, batch_stats, dx, dweight, dbias);
+      return;
+    }
     T const* xs = x.data();
     T const* g = dy.data();
     T const* mu = mean.data();
@@ -149,12 +159,9 @@ struct batch_norm_impl<cpu> {
       channel_sums(m, c, sum_dy, sum_dy_xmu, [&](index_t r, double* p1, double* p2) {
         T const* xr = xs + r * c;
         T const* gr = g + r * c;
-        [[maybe_unused]] T const* yr = Relu ? ys + r * c : nullptr;
         for (index_t j = 0; j < c; ++j) {
-          T gj = gr[j];
-          if constexpr (Relu) gj = yr[j] > T(0) ? gj : T(0);
-          p1[j] += static_cast<double>(gj);
-          p2[j] += static_cast<double>(gj) * static_cast<double>(xr[j] - mu[j]);
+          p1[j] += static_cast<double>(gr[j]);
+          p2[j] += static_cast<double>(gr[j]) * static_cast<double>(xr[j] - mu[j]);
         }
       });
     }
@@ -182,13 +189,8 @@ struct batch_norm_impl<cpu> {
     for (index_t r = 0; r < m; ++r) {
       T const* xr = xs + r * c;
       T const* gr = g + r * c;
-      [[maybe_unused]] T const* yr = Relu ? ys + r * c : nullptr;
       T* o = out + r * c;
-      for (index_t j = 0; j < c; ++j) {
-        T gj = gr[j];
-        if constexpr (Relu) gj = yr[j] > T(0) ? gj : T(0);
-        o[j] += kp[j] * gj - ap[j] - bp[j] * (xr[j] - mu[j]);
-      }
+      for (index_t j = 0; j < c; ++j) o[j] += kp[j] * gr[j] - ap[j] - bp[j] * (xr[j] - mu[j]);
     }
   }
 };

@@ -136,16 +136,19 @@ __global__ void bn_running_statistics(T const* __restrict__ running_mean, T cons
   }
 }
 
-/// y = (x - mean) * (invstd * weight) + bias element-wise, then max(y, 0) when relu; weight, bias
-/// may be null. x and y may alias (each element is read, then written, by one thread).
+/// y = (x - mean) * (invstd * weight) + bias (+ residual) element-wise, then max(y, 0) when relu;
+/// weight, bias, residual may be null. x and y may alias (each element is read, then written, by
+/// one thread).
 template <class T>
 __global__ void bn_normalize(T const* x, index_t n, index_t c, T const* __restrict__ mean, T const* __restrict__ invstd,
-                             T const* __restrict__ weight, T const* __restrict__ bias, bool relu, T* y) {
+                             T const* __restrict__ weight, T const* __restrict__ bias, T const* residual, bool relu,
+                             T* y) {
   for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < n; i += index_t(gridDim.x) * blockDim.x) {
     index_t const j = i % c;
     T const scale = mul_rn(invstd[j], weight ? weight[j] : T(1));
     T const offset = bias ? bias[j] : T(0);
-    T const v = add_rn(mul_rn(sub_rn(x[i], mean[j]), scale), offset);
+    T v = add_rn(mul_rn(sub_rn(x[i], mean[j]), scale), offset);
+    if (residual) v = add_rn(v, residual[i]);
     y[i] = relu && !(v > T(0)) ? T(0) : v;
   }
 }
@@ -256,16 +259,17 @@ struct batch_norm_impl<cuda> {
     ARCNET_CUDA_LAUNCH_CHECK("bn_running_statistics");
   }
 
-  /// y = (x - mean) * invstd * weight + bias, then max(y, 0) when relu; weight, bias may be undefined.
+  /// y = (x - mean) * invstd * weight + bias (+ residual, of x's size, when not null), then
+  /// max(y, 0) when relu; weight, bias may be undefined.
   template <class T>
   static void normalize(tensor<T, cuda> const& x, index_t m, index_t c, tensor<T, cuda> const& mean,
                         tensor<T, cuda> const& invstd, tensor<T, cuda> const& weight, tensor<T, cuda> const& bias,
-                        tensor<T, cuda>& y, bool relu = false) {
+                        tensor<T, cuda>& y, bool relu = false, T const* residual = nullptr) {
     index_t const n = m * c;
     if (n <= 0) return;
     ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::bn_normalize<T>)(
         x.data(), n, c, mean.data(), invstd.data(), weight.defined() ? weight.data() : nullptr,
-        bias.defined() ? bias.data() : nullptr, relu, y.data());
+        bias.defined() ? bias.data() : nullptr, residual, relu, y.data());
     ARCNET_CUDA_LAUNCH_CHECK("bn_normalize");
   }
 
