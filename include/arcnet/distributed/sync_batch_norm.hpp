@@ -13,7 +13,12 @@
 // while d weight and d bias are this rank's local sums: the gradient_reducer averages them over
 // ranks like any other parameter. Ranks may hold different batch sizes. Both collectives are
 // issued by every rank in the same order as long as every rank runs the same layers, forward and
-// backward, which data-parallel training does. CPU only for now (the CUDA path needs NCCL).
+// backward, which data-parallel training does.
+//
+// On the CUDA device the per-channel sums are computed there and come to the host (2C doubles),
+// where the host communicator (MPI) all-reduces them, as on the CPU; the statistics and the
+// backward coefficients (C values each) go back. That is a few kilobytes per layer, which needs
+// no NCCL: the large all-reduce of training, the gradients, is the reducer's.
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -60,8 +65,6 @@ template <class T, class D>
 variable<T, D> sync_batch_norm(communicator& comm, variable<T, D> const& x, variable<T, D> const& weight,
                                variable<T, D> const& bias, tensor<T, D>& running_mean, tensor<T, D>& running_var,
                                double momentum = 0.1, double eps = 1e-5) {
-  static_assert(std::is_same_v<D, cpu>, "arcnet::distributed::sync_batch_norm: CPU tensors only for now (the CUDA "
-                                        "device synchronises with NCCL, not built yet)");
   if (!x.defined()) detail::raise<error>("sync_batch_norm: the input is undefined");
   tensor<T, D> w = weight.defined() ? weight.value() : tensor<T, D>();
   tensor<T, D> b = bias.defined() ? bias.value() : tensor<T, D>();
@@ -70,23 +73,10 @@ variable<T, D> sync_batch_norm(communicator& comm, variable<T, D> const& x, vari
   auto const uc = static_cast<std::size_t>(c);
   using impl = ops::batch_norm_impl<D>;
 
-  // [sum x (C), sum x^2 (C), count], summed over ranks in one call.
-  std::vector<double> stats(2 * uc + 1, 0.0);
-  {
-    T const* xs = x.value().data();
-    std::vector<double> s1, s2;
-    impl::channel_sums(m, c, s1, s2, [&](index_t r, double* p1, double* p2) {
-      T const* row = xs + r * c;
-      for (index_t j = 0; j < c; ++j) {
-        auto v = static_cast<double>(row[j]);
-        p1[j] += v;
-        p2[j] += v * v;
-      }
-    });
-    std::copy(s1.begin(), s1.end(), stats.begin());
-    std::copy(s2.begin(), s2.end(), stats.begin() + static_cast<std::ptrdiff_t>(uc));
-    stats[2 * uc] = static_cast<double>(m);
-  }
+  // [sum x (C), sum x^2 (C), count], summed over ranks in one call (the sums come to the host).
+  std::vector<double> stats = impl::channel_totals(x.value(), static_cast<tensor<T, D> const*>(nullptr),
+                                                             static_cast<tensor<T, D> const*>(nullptr), m, c);
+  stats.push_back(static_cast<double>(m));
   comm.all_reduce(stats.data(), stats.size(), reduce_op::sum);
   double const total = stats[2 * uc];
   if (!(total > 1))
@@ -94,103 +84,102 @@ variable<T, D> sync_batch_norm(communicator& comm, variable<T, D> const& x, vari
                                " ranks when training, got ", total, " (this rank's input has shape ", x.shape(),
                                ")");
 
-  auto save_mean = tensor<T, D>::uninitialized(shape{c});
-  auto save_invstd = tensor<T, D>::uninitialized(shape{c});
-  T* rm = running_mean.defined() ? running_mean.data() : nullptr;
-  T* rv = running_var.defined() ? running_var.data() : nullptr;
+  // Statistics and the running update on the host (C values), then on the device.
+  auto mean_h = tensor<T, cpu>::uninitialized(shape{c});
+  auto invstd_h = tensor<T, cpu>::uninitialized(shape{c});
+  tensor<T, cpu> rm = running_mean.defined() ? running_mean.template to<cpu>() : tensor<T, cpu>();
+  tensor<T, cpu> rv = running_var.defined() ? running_var.template to<cpu>() : tensor<T, cpu>();
   for (index_t j = 0; j < c; ++j) {
     auto uj = static_cast<std::size_t>(j);
     double mean = stats[uj] / total;
     double var = std::max(stats[uc + uj] / total - mean * mean, 0.0);  // biased, to normalise
-    save_mean[j] = static_cast<T>(mean);
-    save_invstd[j] = static_cast<T>(1.0 / std::sqrt(var + eps));
-    if (rm) rm[j] = static_cast<T>((1 - momentum) * static_cast<double>(rm[j]) + momentum * mean);
-    if (rv)
+    mean_h[j] = static_cast<T>(mean);
+    invstd_h[j] = static_cast<T>(1.0 / std::sqrt(var + eps));
+    if (rm.defined()) rm[j] = static_cast<T>((1 - momentum) * static_cast<double>(rm[j]) + momentum * mean);
+    if (rv.defined())
       rv[j] = static_cast<T>((1 - momentum) * static_cast<double>(rv[j]) + momentum * var * total / (total - 1));
   }
+  if constexpr (!std::is_same_v<D, cpu>) {  // on the CPU, rm and rv are the running statistics themselves
+    if (rm.defined()) running_mean.copy_from(rm.template to<D>());
+    if (rv.defined()) running_var.copy_from(rv.template to<D>());
+  }
+  tensor<T, D> save_mean = mean_h.template to<D>(), save_invstd = invstd_h.template to<D>();
   auto y = tensor<T, D>::uninitialized(x.shape());
   impl::normalize(x.value(), m, c, save_mean, save_invstd, w, b, y);
 
   communicator* cp = &comm;
   return autograd::make_op(
       "sync_batch_norm", y, {x, weight, bias},
-      [cp, x, weight, bias, w, save_mean, save_invstd, m, c, total](tensor<T, D> const& dy) mutable {
+      [cp, x, weight, bias, w, save_mean, invstd_h, m, c, total](tensor<T, D> const& dy) mutable {
         check_same_shape("sync_batch_norm backward", x.value(), dy);
         auto const uc = static_cast<std::size_t>(c);
-        T const* xs = x.value().data();
-        T const* g = dy.data();
-        T const* mu = save_mean.data();
-        std::vector<double> sum_dy, sum_dy_xmu;  // per channel: sum(dy), sum(dy * (x - mean))
-        impl::channel_sums(m, c, sum_dy, sum_dy_xmu, [&](index_t r, double* p1, double* p2) {
-          T const* xr = xs + r * c;
-          T const* gr = g + r * c;
-          for (index_t j = 0; j < c; ++j) {
-            p1[j] += static_cast<double>(gr[j]);
-            p2[j] += static_cast<double>(gr[j]) * static_cast<double>(xr[j] - mu[j]);
-          }
-        });
+        // [sum dy (C), sum dy * (x - mean) (C)] of this rank.
+        std::vector<double> sums = impl::channel_totals(x.value(), &dy, &save_mean, m, c);
         // This rank's own d weight and d bias, before the sums become global.
-        if (weight.defined() && weight.requires_grad()) {
-          auto& dw = weight.grad_for_accumulate();
-          for (index_t j = 0; j < c; ++j)
-            dw[j] += static_cast<T>(sum_dy_xmu[static_cast<std::size_t>(j)] * static_cast<double>(save_invstd[j]));
-        }
-        if (bias.defined() && bias.requires_grad()) {
-          auto& db = bias.grad_for_accumulate();
-          for (index_t j = 0; j < c; ++j) db[j] += static_cast<T>(sum_dy[static_cast<std::size_t>(j)]);
-        }
+        auto add_to = [c](variable<T, D> const& p, auto&& value_of) {
+          if (!p.defined() || !p.requires_grad()) return;
+          auto t = tensor<T, cpu>::uninitialized(shape{c});
+          for (index_t j = 0; j < c; ++j) t[j] = static_cast<T>(value_of(static_cast<std::size_t>(j)));
+          ops::axpy(T(1), t.template to<D>(), p.grad_for_accumulate());
+        };
+        add_to(weight, [&](std::size_t j) { return sums[uc + j] * static_cast<double>(invstd_h[index_t(j)]); });
+        add_to(bias, [&](std::size_t j) { return sums[j]; });
         // Every rank that runs this node reduces, whether or not its x needs a gradient, so that
         // the collectives match across ranks.
-        std::vector<double> sums(2 * uc);
-        std::copy(sum_dy.begin(), sum_dy.end(), sums.begin());
-        std::copy(sum_dy_xmu.begin(), sum_dy_xmu.end(), sums.begin() + static_cast<std::ptrdiff_t>(uc));
         cp->all_reduce(sums.data(), sums.size(), reduce_op::sum);
         if (!x.requires_grad()) return;
         // dx = k * dy - a - b * (x - mean) with the global sums and count.
-        std::vector<T> k(uc), a(uc), bcoef(uc);
+        tensor<T, cpu> w_h = w.defined() ? w.template to<cpu>() : tensor<T, cpu>();
+        std::vector<T> coef(3 * uc);  // [k, a, b]
         for (index_t j = 0; j < c; ++j) {
           auto uj = static_cast<std::size_t>(j);
-          double is = static_cast<double>(save_invstd[j]);
-          double kj = is * (w.defined() ? static_cast<double>(w[j]) : 1.0);
-          k[uj] = static_cast<T>(kj);
-          a[uj] = static_cast<T>(kj * sums[uj] / total);
-          bcoef[uj] = static_cast<T>(kj * is * is * sums[uc + uj] / total);
+          double is = static_cast<double>(invstd_h[j]);
+          double kj = is * (w_h.defined() ? static_cast<double>(w_h[j]) : 1.0);
+          coef[uj] = static_cast<T>(kj);
+          coef[uc + uj] = static_cast<T>(kj * sums[uj] / total);
+          coef[2 * uc + uj] = static_cast<T>(kj * is * is * sums[uc + uj] / total);
         }
-        T* out = x.grad_for_accumulate().data();
-        T const *kp = k.data(), *ap = a.data(), *bp = bcoef.data();
-#pragma omp parallel for if (m * c > impl::parallel_threshold)
-        for (index_t r = 0; r < m; ++r) {
-          T const* xr = xs + r * c;
-          T const* gr = g + r * c;
-          T* o = out + r * c;
-          for (index_t j = 0; j < c; ++j) o[j] += kp[j] * gr[j] - ap[j] - bp[j] * (xr[j] - mu[j]);
-        }
+        impl::add_dx(x.value(), dy, save_mean, coef, x.grad_for_accumulate());
       });
 }
 
-/// While alive, every nn::batch_norm layer on this thread (float or double, CPU) normalises in
-/// TRAIN mode with sync_batch_norm over `comm`'s ranks (PyTorch's convert_sync_batchnorm, without
-/// converting the model); eval mode is unchanged. In a world of one rank the layers run the plain
-/// op (bit for bit what they do without the scope), as PyTorch's SyncBatchNorm does. Scopes nest;
-/// `comm` must outlive the scope and the graphs built under it.
+/// While alive, every nn::batch_norm layer on this thread (float or double, on the CPU and, in a
+/// translation unit compiled by nvcc, on the CUDA device) normalises in TRAIN mode with
+/// sync_batch_norm over `comm`'s ranks (PyTorch's convert_sync_batchnorm, without converting the
+/// model); eval mode is unchanged. In a world of one rank the layers run the plain op (bit for bit
+/// what they do without the scope), as PyTorch's SyncBatchNorm does. Scopes nest; `comm` must
+/// outlive the scope and the graphs built under it.
 class sync_batch_norm_scope {
  public:
-  explicit sync_batch_norm_scope(communicator& comm) : float_(hook<float>(comm)), double_(hook<double>(comm)) {}
+  explicit sync_batch_norm_scope(communicator& comm)
+      : float_(hook<float, cpu>(comm)),
+        double_(hook<double, cpu>(comm))
+#if defined(__CUDACC__)
+        ,
+        float_cuda_(hook<float, cuda>(comm)),
+        double_cuda_(hook<double, cuda>(comm))
+#endif
+  {
+  }
   sync_batch_norm_scope(sync_batch_norm_scope const&) = delete;
   sync_batch_norm_scope& operator=(sync_batch_norm_scope const&) = delete;
 
  private:
-  template <class T>
-  static nn::batch_norm_train_forward<T, cpu> hook(communicator& comm) {
+  template <class T, class D>
+  static nn::batch_norm_train_forward<T, D> hook(communicator& comm) {
     communicator* cp = &comm;
-    return [cp](variable<T, cpu> const& x, variable<T, cpu> const& weight, variable<T, cpu> const& bias,
-                tensor<T, cpu>& running_mean, tensor<T, cpu>& running_var, ops::batch_norm_options o) {
+    return [cp](variable<T, D> const& x, variable<T, D> const& weight, variable<T, D> const& bias,
+                tensor<T, D>& running_mean, tensor<T, D>& running_var, ops::batch_norm_options o) {
       if (cp->size() == 1) return ops::batch_norm(x, weight, bias, running_mean, running_var, o);
       return sync_batch_norm(*cp, x, weight, bias, running_mean, running_var, o.momentum, o.eps);
     };
   }
   nn::batch_norm_train_override<float, cpu> float_;
   nn::batch_norm_train_override<double, cpu> double_;
+#if defined(__CUDACC__)
+  nn::batch_norm_train_override<float, cuda> float_cuda_;
+  nn::batch_norm_train_override<double, cuda> double_cuda_;
+#endif
 };
 
 }  // namespace arcnet::distributed

@@ -303,9 +303,6 @@ train_result train(train_options const& o, distributed::communicator* comm = nul
       detail::raise<config_error>("device: train<", D::name, "> was asked to train on '", o.device, "'");
     if (comm && comm->size() > 1) {
 #if defined(ARCNET_WITH_NCCL) && defined(__CUDACC__)
-      if (o.dist.sync_bn)
-        detail::raise<config_error>("dist.sync-bn: synchronised batch norm runs on the CPU only so far; drop it to train "
-                                    "on '", o.device, "' with ", comm->size(), " ranks");
       distributed::use_local_device(*comm);  // one GPU per rank on each machine, before any CUDA tensor exists
 #else
       detail::raise<config_error>("device: data-parallel training on '", o.device, "' (", comm->size(),

@@ -150,13 +150,43 @@ struct batch_norm_impl<cpu> {
       backward(x, masked, m, c, mean, invstd, weight, batch_stats, dx, dweight, dbias);
       return;
     }
-    T const* xs = x.data();
-    T const* g = dy.data();
-    T const* mu = mean.data();
-    std::vector<double> sum_dy, sum_dy_xmu;  // per channel: sum(dy), sum(dy * (x - mean))
+    std::vector<double> sums;  // [sum(dy) (c), sum(dy * (x - mean)) (c)]
     bool need_sums = dweight || dbias || (dx && batch_stats);
-    if (need_sums) {
-      channel_sums(m, c, sum_dy, sum_dy_xmu, [&](index_t r, double* p1, double* p2) {
+    if (need_sums) sums = channel_totals(x, &dy, &mean, m, c);
+    for (index_t j = 0; j < c && need_sums; ++j) {
+      auto uj = static_cast<size_t>(j);
+      if (dweight) (*dweight)[j] += static_cast<T>(sums[static_cast<size_t>(c) + uj] * static_cast<double>(invstd[j]));
+      if (dbias) (*dbias)[j] += static_cast<T>(sums[uj]);
+    }
+    if (!dx) return;
+    // dx = k * dy - a - b * (x - mean), per channel coefficients.
+    auto const uc = static_cast<size_t>(c);
+    std::vector<T> coef(3 * uc, T(0));  // [k, a, b]
+    for (index_t j = 0; j < c; ++j) {
+      auto uj = static_cast<size_t>(j);
+      double is = static_cast<double>(invstd[j]);
+      double kj = is * (weight.defined() ? static_cast<double>(weight[j]) : 1.0);
+      coef[uj] = static_cast<T>(kj);
+      if (batch_stats && m > 0) {
+        coef[uc + uj] = static_cast<T>(kj * sums[uj] / static_cast<double>(m));
+        coef[2 * uc + uj] = static_cast<T>(kj * is * is * sums[uc + uj] / static_cast<double>(m));
+      }
+    }
+    add_dx(x, dy, mean, coef, *dx);
+  }
+
+  /// Per-channel sums over x (m, c) in double (fixed row blocks, as above), as a host vector of
+  /// 2c: without dy, [sum x, sum x^2] (unshifted: the terms sync_batch_norm all-reduces over
+  /// ranks); with dy, [sum dy, sum dy * (x - mean)], (x - mean) rounded to T.
+  template <class T>
+  static std::vector<double> channel_totals(tensor<T, cpu> const& x, tensor<T, cpu> const* dy,
+                                            tensor<T, cpu> const* mean, index_t m, index_t c) {
+    T const* xs = x.data();
+    std::vector<double> s1, s2;
+    if (dy) {
+      T const* g = dy->data();
+      T const* mu = mean->data();
+      channel_sums(m, c, s1, s2, [&](index_t r, double* p1, double* p2) {
         T const* xr = xs + r * c;
         T const* gr = g + r * c;
         for (index_t j = 0; j < c; ++j) {
@@ -164,27 +194,31 @@ struct batch_norm_impl<cpu> {
           p2[j] += static_cast<double>(gr[j]) * static_cast<double>(xr[j] - mu[j]);
         }
       });
+    } else {
+      channel_sums(m, c, s1, s2, [&](index_t r, double* p1, double* p2) {
+        T const* row = xs + r * c;
+        for (index_t j = 0; j < c; ++j) {
+          auto v = static_cast<double>(row[j]);
+          p1[j] += v;
+          p2[j] += v * v;
+        }
+      });
     }
-    for (index_t j = 0; j < c && need_sums; ++j) {
-      auto uj = static_cast<size_t>(j);
-      if (dweight) (*dweight)[j] += static_cast<T>(sum_dy_xmu[uj] * static_cast<double>(invstd[j]));
-      if (dbias) (*dbias)[j] += static_cast<T>(sum_dy[uj]);
-    }
-    if (!dx) return;
-    // dx = k * dy - a - b * (x - mean), per channel coefficients.
-    std::vector<T> k(static_cast<size_t>(c)), a(static_cast<size_t>(c), T(0)), b(static_cast<size_t>(c), T(0));
-    for (index_t j = 0; j < c; ++j) {
-      auto uj = static_cast<size_t>(j);
-      double is = static_cast<double>(invstd[j]);
-      double kj = is * (weight.defined() ? static_cast<double>(weight[j]) : 1.0);
-      k[uj] = static_cast<T>(kj);
-      if (batch_stats && m > 0) {
-        a[uj] = static_cast<T>(kj * sum_dy[uj] / static_cast<double>(m));
-        b[uj] = static_cast<T>(kj * is * is * sum_dy_xmu[uj] / static_cast<double>(m));
-      }
-    }
-    T* out = dx->data();
-    T const *kp = k.data(), *ap = a.data(), *bp = b.data();
+    s1.insert(s1.end(), s2.begin(), s2.end());
+    return s1;
+  }
+
+  /// dx += k dy - a - b (x - mean) element-wise, with coef = [k (c), a (c), b (c)] per channel.
+  template <class T>
+  static void add_dx(tensor<T, cpu> const& x, tensor<T, cpu> const& dy, tensor<T, cpu> const& mean,
+                     std::vector<T> const& coef, tensor<T, cpu>& dx) {
+    index_t const c = x.size(-1);
+    index_t const m = x.numel() / std::max<index_t>(c, 1);
+    T const* xs = x.data();
+    T const* g = dy.data();
+    T const* mu = mean.data();
+    T* out = dx.data();
+    T const *kp = coef.data(), *ap = kp + c, *bp = ap + c;
 #pragma omp parallel for if (m * c > parallel_threshold)
     for (index_t r = 0; r < m; ++r) {
       T const* xr = xs + r * c;

@@ -16,6 +16,7 @@
 // like the CPU's step-by-step expressions.
 #include <algorithm>
 #include <type_traits>
+#include <vector>
 
 #include "arcnet/core/cuda.hpp"
 #include "arcnet/ops/cuda/rounding.cuh"
@@ -32,13 +33,13 @@ inline constexpr int bn_tile_rows = 8;       // threads along rows in bn_channel
 /// Pass 1. Block (blockIdx.x, blockIdx.y) covers channels [32 bx, 32 bx + 32) and rows
 /// [m s / strips, m (s + 1) / strips) with s = by (the CPU's block split). Writes
 /// part[(2 s) c + j] = sum of the first quantity, part[(2 s + 1) c + j] = sum of the second:
-///   Grad = false: d = x - x[row 0] (shifted moments): d and d * d;
+///   Grad = false: d = x - x[row 0] (shifted moments; unshifted, d = x, when !shifted): d and d * d;
 ///   Grad = true:  dy and dy * (x - mean), (x - mean) rounded to T as on the CPU; where relu_out is
 ///                 given (the output of a forward with ReLU), dy counts only where it is positive.
 template <class T, bool Grad>
 __global__ void bn_channel_partials(T const* __restrict__ x, T const* __restrict__ dy, T const* __restrict__ mean,
                                     T const* __restrict__ relu_out, index_t m, index_t c, index_t strips,
-                                    double* __restrict__ part) {
+                                    bool shifted, double* __restrict__ part) {
   __shared__ double s1[bn_tile_rows][bn_tile_channels];
   __shared__ double s2[bn_tile_rows][bn_tile_channels];
   index_t const j = index_t(blockIdx.x) * bn_tile_channels + threadIdx.x;
@@ -55,7 +56,7 @@ __global__ void bn_channel_partials(T const* __restrict__ x, T const* __restrict
         a2 += g * static_cast<double>(sub_rn(x[i], mu));
       }
     } else {
-      double const shift = m > 0 ? static_cast<double>(x[j]) : 0.0;
+      double const shift = m > 0 && shifted ? static_cast<double>(x[j]) : 0.0;
       for (index_t r = begin + threadIdx.y; r < end; r += bn_tile_rows) {
         double const d = static_cast<double>(x[r * c + j]) - shift;
         a1 += d;
@@ -122,6 +123,22 @@ __global__ void bn_statistics_finalize(T const* __restrict__ x, double const* __
         running_var[j] = static_cast<T>(
             __dadd_rn(__dmul_rn(1 - momentum, static_cast<double>(running_var[j])), __dmul_rn(momentum, unbiased)));
       }
+    }
+  }
+}
+
+/// The strips' partials summed per channel: totals[j] = first sum, totals[c + j] = second sum.
+/// (A template, like every kernel in these headers, so that several translation units may hold it.)
+template <class Acc>
+__global__ void bn_channel_totals(Acc const* __restrict__ part, index_t c, index_t strips, Acc* __restrict__ totals) {
+  int const lane = threadIdx.x % 32;
+  index_t const warps = index_t(gridDim.x) * (blockDim.x / 32);
+  for (index_t j = (index_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32; j < c; j += warps) {
+    Acc t1, t2;
+    bn_warp_channel_total(part, c, strips, j, lane, t1, t2);
+    if (lane == 0) {
+      totals[j] = t1;
+      totals[c + j] = t2;
     }
   }
 }
@@ -218,13 +235,13 @@ struct batch_norm_impl<cuda> {
   /// Pass 1 into a fresh buffer of 2 * strips * c doubles (every entry is written).
   template <class T, bool Grad>
   static tensor<double, cuda> channel_partials(T const* x, T const* dy, T const* mean, T const* relu_out, index_t m,
-                                               index_t c, index_t strips) {
+                                               index_t c, index_t strips, bool shifted = true) {
     auto part = tensor<double, cuda>::uninitialized(shape{2 * strips * c});
     dim3 const grid(static_cast<unsigned>((c + cuda_kernels::bn_tile_channels - 1) / cuda_kernels::bn_tile_channels),
                     static_cast<unsigned>(strips));
     dim3 const block(cuda_kernels::bn_tile_channels, cuda_kernels::bn_tile_rows);
     ARCNET_CUDA_KERNEL(grid, block, 0, gpu::stream(), cuda_kernels::bn_channel_partials<T, Grad>)(
-        x, dy, mean, relu_out, m, c, strips, part.data());
+        x, dy, mean, relu_out, m, c, strips, shifted, part.data());
     ARCNET_CUDA_LAUNCH_CHECK("bn_channel_partials");
     return part;
   }
@@ -300,6 +317,37 @@ struct batch_norm_impl<cuda> {
     if (n <= 0) return;
     ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::bn_backward_dx<T>)(
         x.data(), dy.data(), mask, n, c, mean.data(), coef.data(), dx->data());
+    ARCNET_CUDA_LAUNCH_CHECK("bn_backward_dx");
+  }
+
+  /// Per-channel sums over x (m, c) in double, as a host vector of 2c (a device-to-host copy, so
+  /// it waits for the stream): without dy, [sum x, sum x^2] (unshifted: the terms sync_batch_norm
+  /// all-reduces over ranks); with dy, [sum dy, sum dy * (x - mean)]. As batch_norm_impl<cpu>.
+  template <class T>
+  static std::vector<double> channel_totals(tensor<T, cuda> const& x, tensor<T, cuda> const* dy,
+                                            tensor<T, cuda> const* mean, index_t m, index_t c) {
+    if (c <= 0) return {};
+    index_t const strips = strip_count(m, c);
+    auto part = dy ? channel_partials<T, true>(x.data(), dy->data(), mean->data(), nullptr, m, c, strips)
+                   : channel_partials<T, false>(x.data(), nullptr, nullptr, nullptr, m, c, strips, false);
+    auto totals = tensor<double, cuda>::uninitialized(shape{2 * c});
+    ARCNET_CUDA_KERNEL(warp_blocks(c), gpu::block_threads, 0, gpu::stream(), cuda_kernels::bn_channel_totals<double>)(
+        part.data(), c, strips, totals.data());
+    ARCNET_CUDA_LAUNCH_CHECK("bn_channel_totals");
+    auto host = totals.template to<cpu>();
+    return std::vector<double>(host.data(), host.data() + 2 * c);
+  }
+
+  /// dx += k dy - a - b (x - mean) element-wise, with coef = [k (c), a (c), b (c)] per channel
+  /// (host values, copied to the device).
+  template <class T>
+  static void add_dx(tensor<T, cuda> const& x, tensor<T, cuda> const& dy, tensor<T, cuda> const& mean,
+                     std::vector<T> const& coef, tensor<T, cuda>& dx) {
+    index_t const c = x.size(-1), n = x.numel();
+    if (n <= 0 || c <= 0) return;
+    auto coef_d = tensor<T, cpu>::from_vector(shape{3 * c}, coef).template to<cuda>();
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::bn_backward_dx<T>)(
+        x.data(), dy.data(), nullptr, n, c, mean.data(), coef_d.data(), dx.data());
     ARCNET_CUDA_LAUNCH_CHECK("bn_backward_dx");
   }
 };
