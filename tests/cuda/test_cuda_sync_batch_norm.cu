@@ -121,7 +121,7 @@ TEST_CASE("cuda sync_batch_norm: the scope runs CUDA batch-norm layers over the 
   auto x = random_tensor<float>(shape{2, 3, 3, 5}, 77, 1.0, 3.0);
   variable<float, cuda> xd(x.to<cuda>(), true);
   {
-    distributed::sync_batch_norm_scope sync(two);
+    distributed::sync_batch_norm_scope<cuda> sync(two);
     auto y = bn.forward(xd);
     CHECK(std::string(y.grad_fn()->name) == "sync_batch_norm");
     CHECK(two.calls == 1);

@@ -212,6 +212,23 @@ inline void asan_leaving(void**, void const*, std::size_t) {}
 inline void asan_arrived(void*, void const**, std::size_t*) {}
 #endif
 
+/// Lets every thread of the block that waits at __syncthreads go on.
+inline void release_block(block_runner& r) {
+  r.arrived = 0;
+  for (auto& g : r.fibers)
+    if (g.status == fiber::state::at_barrier) g.status = fiber::state::ready;
+}
+
+/// Lets every lane of warp w that waits at the warp barrier go on.
+inline void release_warp(block_runner& r, unsigned w) {
+  r.warps[w].arrived = 0;
+  for (unsigned l = 0; l < warp_size; ++l) {
+    unsigned const i = w * warp_size + l;
+    if (i < r.fibers.size() && r.fibers[i].status == fiber::state::at_warp_barrier)
+      r.fibers[i].status = fiber::state::ready;
+  }
+}
+
 inline void fiber_entry() {
   block_runner& r = *runner;
   fiber& f = *r.current;
@@ -222,19 +239,8 @@ inline void fiber_entry() {
   --w.alive;
   w.present[f.linear % warp_size] = false;
   // A thread that exits no longer holds back the barriers of the others.
-  if (r.arrived > 0 && r.arrived == r.alive) {
-    r.arrived = 0;
-    for (auto& g : r.fibers)
-      if (g.status == fiber::state::at_barrier) g.status = fiber::state::ready;
-  }
-  if (w.arrived > 0 && w.arrived == w.alive) {
-    w.arrived = 0;
-    for (unsigned l = 0; l < warp_size; ++l) {
-      unsigned const i = (f.linear / warp_size) * warp_size + l;
-      if (i < r.fibers.size() && r.fibers[i].status == fiber::state::at_warp_barrier)
-        r.fibers[i].status = fiber::state::ready;
-    }
-  }
+  if (r.arrived > 0 && r.arrived == r.alive) release_block(r);
+  if (w.arrived > 0 && w.arrived == w.alive) release_warp(r, f.linear / warp_size);
 }
 
 inline void yield_to_scheduler() {
@@ -259,9 +265,7 @@ inline void yield_to_scheduler() {
 inline void block_barrier() {
   block_runner& r = *runner;
   if (++r.arrived == r.alive) {
-    r.arrived = 0;
-    for (auto& g : r.fibers)
-      if (g.status == fiber::state::at_barrier) g.status = fiber::state::ready;
+    release_block(r);
     return;
   }
   r.current->status = fiber::state::at_barrier;
@@ -274,12 +278,7 @@ inline void warp_barrier() {
   unsigned const w = r.current->linear / warp_size;
   warp_state& ws = r.warps[w];
   if (++ws.arrived == ws.alive) {
-    ws.arrived = 0;
-    for (unsigned l = 0; l < warp_size; ++l) {
-      unsigned const i = w * warp_size + l;
-      if (i < r.fibers.size() && r.fibers[i].status == fiber::state::at_warp_barrier)
-        r.fibers[i].status = fiber::state::ready;
-    }
+    release_warp(r, w);
     return;
   }
   r.current->status = fiber::state::at_warp_barrier;

@@ -3,7 +3,8 @@
 // mode the mean and variance are taken over the samples of ALL ranks, so small per-rank batches
 // normalise (and update the running statistics) as one big batch would.
 //
-//   distributed::sync_batch_norm_scope sync(comm);   // every nn::batch_norm on this thread, train mode
+//   distributed::sync_batch_norm_scope sync(comm);   // every CPU nn::batch_norm on this thread, train mode
+//                                                     // (sync_batch_norm_scope<cuda>: every CUDA one)
 //   auto loss = criterion(model.forward(x), labels);
 //   { auto observe = reducer.observe(); loss.backward(); }
 //
@@ -143,29 +144,23 @@ variable<T, D> sync_batch_norm(communicator& comm, variable<T, D> const& x, vari
       });
 }
 
-/// While alive, every nn::batch_norm layer on this thread (float or double, on the CPU and, in a
-/// translation unit compiled by nvcc, on the CUDA device) normalises in TRAIN mode with
-/// sync_batch_norm over `comm`'s ranks (PyTorch's convert_sync_batchnorm, without converting the
-/// model); eval mode is unchanged. In a world of one rank the layers run the plain op (bit for bit
-/// what they do without the scope), as PyTorch's SyncBatchNorm does. Scopes nest; `comm` must
-/// outlive the scope and the graphs built under it.
+/// While alive, every nn::batch_norm layer on device D (float or double) on this thread
+/// normalises in TRAIN mode with sync_batch_norm over `comm`'s ranks (PyTorch's
+/// convert_sync_batchnorm, without converting the model); eval mode is unchanged. In a world of
+/// one rank the layers run the plain op (bit for bit what they do without the scope), as
+/// PyTorch's SyncBatchNorm does. Scopes nest; `comm` must outlive the scope and the graphs built
+/// under it. `sync_batch_norm_scope sync(comm)` is the CPU's; sync_batch_norm_scope<cuda> (nvcc)
+/// the GPU's. (One class per device, not one class whose members depend on the compiler: a
+/// program may link CPU and nvcc translation units that both use it.)
+template <class D = cpu>
 class sync_batch_norm_scope {
  public:
-  explicit sync_batch_norm_scope(communicator& comm)
-      : float_(hook<float, cpu>(comm)),
-        double_(hook<double, cpu>(comm))
-#if defined(__CUDACC__)
-        ,
-        float_cuda_(hook<float, cuda>(comm)),
-        double_cuda_(hook<double, cuda>(comm))
-#endif
-  {
-  }
+  explicit sync_batch_norm_scope(communicator& comm) : float_(hook<float>(comm)), double_(hook<double>(comm)) {}
   sync_batch_norm_scope(sync_batch_norm_scope const&) = delete;
   sync_batch_norm_scope& operator=(sync_batch_norm_scope const&) = delete;
 
  private:
-  template <class T, class D>
+  template <class T>
   static nn::batch_norm_train_forward<T, D> hook(communicator& comm) {
     communicator* cp = &comm;
     return [cp](variable<T, D> const& x, variable<T, D> const& weight, variable<T, D> const& bias,
@@ -174,12 +169,8 @@ class sync_batch_norm_scope {
       return sync_batch_norm(*cp, x, weight, bias, running_mean, running_var, o.momentum, o.eps);
     };
   }
-  nn::batch_norm_train_override<float, cpu> float_;
-  nn::batch_norm_train_override<double, cpu> double_;
-#if defined(__CUDACC__)
-  nn::batch_norm_train_override<float, cuda> float_cuda_;
-  nn::batch_norm_train_override<double, cuda> double_cuda_;
-#endif
+  nn::batch_norm_train_override<float, D> float_;
+  nn::batch_norm_train_override<double, D> double_;
 };
 
 }  // namespace arcnet::distributed

@@ -489,7 +489,7 @@ train_result train(train_options const& o, distributed::communicator* comm = nul
       }
       variable<float, D> loss;
       {
-        std::optional<distributed::sync_batch_norm_scope> sync;
+        std::optional<distributed::sync_batch_norm_scope<D>> sync;
         if (o.dist.sync_bn && ranks > 1) sync.emplace(world);
         variable<float, D> images_v(to_device_async<D>(b.images));
         if constexpr (on_cpu)
