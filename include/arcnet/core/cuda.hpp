@@ -255,6 +255,16 @@ __global__ void add_scalar(T* dst, index_t n, T value) {
   for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < n; i += index_t(gridDim.x) * blockDim.x)
     dst[i] += value;
 }
+template <class T>
+__global__ void gather_rows(T* dst, T const* src, index_t const* rows, index_t n, index_t d) {
+  for (index_t k = blockIdx.x * index_t(blockDim.x) + threadIdx.x; k < n * d; k += index_t(gridDim.x) * blockDim.x)
+    dst[k] = src[rows[k / d] * d + k % d];
+}
+template <class T>
+__global__ void add_rows(T* dst, index_t const* rows, T const* src, index_t n, index_t d) {
+  for (index_t k = blockIdx.x * index_t(blockDim.x) + threadIdx.x; k < n * d; k += index_t(gridDim.x) * blockDim.x)
+    dst[rows[k / d] * d + k % d] += src[k];
+}
 }  // namespace kernels
 
 /// dst[i] += src[i] for i in [0, n), on stream(); for core code below ops/ (autograd's seed).
@@ -270,6 +280,21 @@ void add_scalar(T* dst, index_t n, T value) {
   if (n <= 0) return;
   ARCNET_CUDA_KERNEL(blocks_for(n), block_threads, 0, stream(), kernels::add_scalar)(dst, n, value);
   ARCNET_CUDA_LAUNCH_CHECK("gpu::kernels::add_scalar");
+}
+
+/// dst (n, d) = rows rows[0..n) of src (., d), on stream(); rows is a device array.
+template <class T>
+void gather_rows(T* dst, T const* src, index_t const* rows, index_t n, index_t d) {
+  if (n <= 0 || d <= 0) return;
+  ARCNET_CUDA_KERNEL(blocks_for(n * d), block_threads, 0, stream(), kernels::gather_rows)(dst, src, rows, n, d);
+  ARCNET_CUDA_LAUNCH_CHECK("gpu::kernels::gather_rows");
+}
+/// Rows rows[0..n) of dst (., d) += src (n, d), on stream(); the rows must be distinct (no atomics).
+template <class T>
+void add_rows(T* dst, index_t const* rows, T const* src, index_t n, index_t d) {
+  if (n <= 0 || d <= 0) return;
+  ARCNET_CUDA_KERNEL(blocks_for(n * d), block_threads, 0, stream(), kernels::add_rows)(dst, rows, src, n, d);
+  ARCNET_CUDA_LAUNCH_CHECK("gpu::kernels::add_rows");
 }
 
 /// p[0, n) = value, on stream().

@@ -24,6 +24,12 @@
 //   - loss() and its backward run collectives: every rank calls them, in the same order, and the
 //     embeddings require grad on every rank or on none.
 //
+// On the CUDA device (partial_fc_head<cuda>, nvcc) the shard, the logits, the softmax and their
+// gradients stay on the device; the collectives above run on the host communicator with small
+// host copies (the embeddings and labels, 3 values per gathered row, and the embeddings'
+// gradient), so no NCCL is needed. The device sums exp(z - max) in float where the CPU uses
+// double: the two agree to float rounding, not bit for bit.
+//
 //   distributed::partial_fc_head<> head(comm, opts, 0.1, gen, seed);
 //   auto loss = head.loss(backbone(x), labels);   // B rows per rank
 //   { auto scope = reducer.observe(); loss.backward(); }   // reducer: backbone parameters only
@@ -41,11 +47,47 @@
 #include "arcnet/core/random.hpp"
 #include "arcnet/distributed/communicator.hpp"
 #include "arcnet/models/arcface.hpp"
+#include "arcnet/ops/elementwise.hpp"
 #include "arcnet/ops/margin.hpp"
 #include "arcnet/ops/matmul.hpp"
 #include "arcnet/ops/normalize.hpp"
 #include "arcnet/ops/reduce.hpp"
 #include "arcnet/ops/reshape.hpp"
+
+namespace arcnet::detail {
+
+/// Rows `rows` of src (R, D) as a new (rows.size(), D) tensor.
+template <class D>
+tensor<float, D> pfc_gather_rows(tensor<float, D> const& src, std::vector<index_t> const& rows) {
+  index_t const d = src.size(1), n = static_cast<index_t>(rows.size());
+  auto y = tensor<float, D>::uninitialized(shape{n, d});
+  if constexpr (std::is_same_v<D, cpu>) {
+    for (index_t i = 0; i < n; ++i) std::copy_n(src.data() + rows[size_t(i)] * d, d, y.data() + i * d);
+  } else if (n > 0) {
+#if defined(__CUDACC__)  // (D = cuda exists only in translation units compiled by nvcc)
+    auto idx = tensor<index_t, cpu>::from_vector(shape{n}, rows).template to<D>();
+    gpu::gather_rows(y.data(), src.data(), idx.data(), n, d);
+#endif
+  }
+  return y;
+}
+
+/// Rows `rows` (distinct) of dst (R, D) += src (rows.size(), D).
+template <class D>
+void pfc_add_rows(tensor<float, D>& dst, std::vector<index_t> const& rows, tensor<float, D> const& src) {
+  index_t const d = dst.size(1), n = static_cast<index_t>(rows.size());
+  if constexpr (std::is_same_v<D, cpu>) {
+    for (index_t i = 0; i < n; ++i)
+      for (index_t j = 0; j < d; ++j) dst.data()[rows[size_t(i)] * d + j] += src.data()[i * d + j];
+  } else if (n > 0) {
+#if defined(__CUDACC__)
+    auto idx = tensor<index_t, cpu>::from_vector(shape{n}, rows).template to<D>();
+    gpu::add_rows(dst.data(), idx.data(), src.data(), n, d);
+#endif
+  }
+}
+
+}  // namespace arcnet::detail
 
 namespace arcnet::distributed {
 
@@ -54,23 +96,23 @@ namespace arcnet::distributed {
 /// Every rank's rows of x (B, ...) concatenated in rank order: (W * B, ...). All ranks must pass
 /// the same shape. Backward: the gathered gradient is summed over ranks (all-reduce), this rank's
 /// rows are taken and multiplied by grad_scale (insightface uses W, see the top of this file),
-/// then accumulated into x's gradient. The backward is a collective too.
-inline variable<float, cpu> all_gather_rows(communicator& comm, variable<float, cpu> const& x, float grad_scale) {
+/// then accumulated into x's gradient. The backward is a collective too. On the CUDA device the
+/// rows (W * B x D floats, small) go through the host communicator.
+template <class D>
+variable<float, D> all_gather_rows(communicator& comm, variable<float, D> const& x, float grad_scale) {
   if (!x.defined()) arcnet::detail::raise<error>("all_gather_rows: the input is undefined");
   ARCNET_CHECK_AS(shape_error, x.rank() >= 1, "all_gather_rows: expected a tensor with at least one axis, got a scalar");
-  auto y = all_gather(comm, x.value().clone());  // clone: a contiguous copy of a possible view
+  // clone: a contiguous host copy (of a possible view, on the CPU)
+  auto y = all_gather(comm, x.value().template to<cpu>().clone()).template to<D>();
   index_t const rows = x.size(0);
   int const r = comm.rank();
   communicator* c = &comm;
-  return autograd::make_op("all_gather_rows", y, {x}, [x, c, rows, r, grad_scale](tensor<float, cpu> const& dy) mutable {
-    auto summed = dy.clone();
+  return autograd::make_op("all_gather_rows", y, {x}, [x, c, rows, r, grad_scale](tensor<float, D> const& dy) mutable {
+    auto summed = dy.template to<cpu>().clone();
     c->all_reduce(summed.data(), static_cast<std::size_t>(summed.numel()), reduce_op::sum);
     if (!x.requires_grad()) return;
-    auto own = summed.narrow(index_t(r) * rows, rows);
-    auto& dx = x.grad_for_accumulate();
-    float const* s = own.data();
-    float* d = dx.data();
-    for (index_t i = 0; i < dx.numel(); ++i) d[i] += grad_scale * s[i];
+    auto own = summed.narrow(index_t(r) * rows, rows).clone();
+    ops::axpy(grad_scale, own.template to<D>(), x.grad_for_accumulate());
   });
 }
 
@@ -80,8 +122,9 @@ inline variable<float, cpu> all_gather_rows(communicator& comm, variable<float, 
 /// Returns mean_i (logsumexp over all ranks' columns of row i - target logit of row i), shape (),
 /// the same value on every rank. Forward: two all-reduces. Backward (local, no collective):
 /// dlogits += dy * (softmax - onehot) / N over this rank's columns.
-inline variable<float, cpu> sharded_cross_entropy(communicator& comm, variable<float, cpu> const& logits,
-                                                  std::vector<std::int64_t> const& targets) {
+template <class D>
+variable<float, D> sharded_cross_entropy(communicator& comm, variable<float, D> const& logits,
+                                         std::vector<std::int64_t> const& targets) {
   if (!logits.defined()) arcnet::detail::raise<error>("sharded_cross_entropy: the logits are undefined");
   ARCNET_CHECK_AS(shape_error, logits.rank() == 2, "sharded_cross_entropy: expected logits (N, C_r), got shape ",
                   logits.shape());
@@ -95,52 +138,99 @@ inline variable<float, cpu> sharded_cross_entropy(communicator& comm, variable<f
                     " is out of range for ", c, " local classes (-1 = owned by another rank)");
   }
   auto const& z = logits.value();
-  float const* zs = z.data();
   // Row maxima over all shards.
   std::vector<float> mx(static_cast<size_t>(n), -std::numeric_limits<float>::infinity());
+  std::vector<index_t> own_rows;  // rows with a target here, and their flat target positions
+  std::vector<index_t> own_at;
   for (index_t i = 0; i < n; ++i)
-    for (index_t j = 0; j < c; ++j) mx[size_t(i)] = std::max(mx[size_t(i)], zs[i * c + j]);
+    if (targets[size_t(i)] >= 0) {
+      own_rows.push_back(i);
+      own_at.push_back(i * c + targets[size_t(i)]);
+    }
+  if constexpr (std::is_same_v<D, cpu>) {
+    float const* zs = z.data();
+    for (index_t i = 0; i < n; ++i)
+      for (index_t j = 0; j < c; ++j) mx[size_t(i)] = std::max(mx[size_t(i)], zs[i * c + j]);
+  } else if (c > 0) {
+    std::vector<index_t> arg;
+    auto m = ops::max_forward(z, 1, arg).template to<cpu>();
+    std::copy(m.data(), m.data() + n, mx.begin());
+  }
   comm.all_reduce(mx.data(), mx.size(), reduce_op::max);
   // Exp-sums, target logits (shifted by the max) and owner counts, summed over shards.
   std::vector<double> acc(3 * static_cast<size_t>(n), 0.0);
-  auto prob = tensor<float, cpu>::uninitialized(z.shape());
-  float* ps = prob.data();
-  for (index_t i = 0; i < n; ++i) {
-    double const m = mx[size_t(i)];
-    double s = 0;
-    for (index_t j = 0; j < c; ++j) {
-      double e = std::exp(static_cast<double>(zs[i * c + j]) - m);
-      ps[i * c + j] = static_cast<float>(e);
-      s += e;
+  tensor<float, D> prob;
+  if constexpr (std::is_same_v<D, cpu>) {
+    float const* zs = z.data();
+    prob = tensor<float, cpu>::uninitialized(z.shape());
+    float* ps = prob.data();
+    for (index_t i = 0; i < n; ++i) {
+      double const m = mx[size_t(i)];
+      double s = 0;
+      for (index_t j = 0; j < c; ++j) {
+        double e = std::exp(static_cast<double>(zs[i * c + j]) - m);
+        ps[i * c + j] = static_cast<float>(e);
+        s += e;
+      }
+      acc[size_t(i)] = s;
     }
-    acc[size_t(i)] = s;
-    auto t = targets[size_t(i)];
-    if (t >= 0) {
-      acc[size_t(n + i)] = static_cast<double>(zs[i * c + t]) - m;
-      acc[size_t(2 * n + i)] = 1;
+    for (index_t i : own_rows) acc[size_t(n + i)] = static_cast<double>(zs[i * c + targets[size_t(i)]]) - mx[size_t(i)];
+  } else {
+    // exp(z - max) and its row sums on the device (in float: the CPU's are rounded from double);
+    // the target logits come to the host by a gather of their positions.
+    auto mx_d = tensor<float, cpu>::from_vector(shape{n, 1}, mx).template to<D>();
+    auto shifted = tensor<float, D>::uninitialized(z.shape());
+    ops::elementwise_impl<D>::binary_forward(ops::binary_kind::sub, z, mx_d, shifted);
+    prob = ops::unary_forward(ops::unary_kind::exp, shifted);
+    auto sums = ops::sum_forward(prob, {1}).template to<cpu>();
+    for (index_t i = 0; i < n; ++i) acc[size_t(i)] = static_cast<double>(sums[i]);
+    auto picked = arcnet::detail::pfc_gather_rows(z.view(shape{n * c, 1}), own_at).template to<cpu>();
+    for (std::size_t k = 0; k < own_rows.size(); ++k) {
+      index_t const i = own_rows[k];
+      acc[size_t(n + i)] = static_cast<double>(picked[index_t(k)]) - mx[size_t(i)];
     }
   }
+  for (index_t i : own_rows) acc[size_t(2 * n + i)] = 1;
   comm.all_reduce(acc.data(), acc.size(), reduce_op::sum);
   double total = 0;
   for (index_t i = 0; i < n; ++i) {
     if (acc[size_t(2 * n + i)] != 1)
       arcnet::detail::raise<error>("sharded_cross_entropy: row ", i, " has its target class on ",
                                    acc[size_t(2 * n + i)], " ranks; expected exactly one");
-    double const s = acc[size_t(i)];
-    total += std::log(s) - acc[size_t(n + i)];
-    for (index_t j = 0; j < c; ++j) ps[i * c + j] = static_cast<float>(ps[i * c + j] / s);
+    total += std::log(acc[size_t(i)]) - acc[size_t(n + i)];
   }
-  auto loss = tensor<float, cpu>::full(shape{}, static_cast<float>(total / static_cast<double>(n)));
+  if constexpr (std::is_same_v<D, cpu>) {
+    float* ps = prob.data();
+    for (index_t i = 0; i < n; ++i)
+      for (index_t j = 0; j < c; ++j) ps[i * c + j] = static_cast<float>(ps[i * c + j] / acc[size_t(i)]);
+  } else {
+    std::vector<float> inv(static_cast<size_t>(n));
+    for (index_t i = 0; i < n; ++i) inv[size_t(i)] = static_cast<float>(1.0 / acc[size_t(i)]);
+    auto inv_d = tensor<float, cpu>::from_vector(shape{n, 1}, inv).template to<D>();
+    auto normalised = tensor<float, D>::uninitialized(z.shape());
+    ops::elementwise_impl<D>::binary_forward(ops::binary_kind::mul, prob, inv_d, normalised);
+    prob = normalised;
+  }
+  auto loss = tensor<float, cpu>::full(shape{}, static_cast<float>(total / static_cast<double>(n))).template to<D>();
   return autograd::make_op("sharded_cross_entropy", loss, {logits},
-                           [logits, prob, targets, n, c](tensor<float, cpu> const& dy) mutable {
+                           [logits, prob, targets, own_at, n, c](tensor<float, D> const& dy) mutable {
     if (!logits.requires_grad()) return;
-    float const scale = static_cast<float>(static_cast<double>(dy.data()[0]) / static_cast<double>(n));
-    float const* p = prob.data();
-    float* d = logits.grad_for_accumulate().data();
-    for (index_t i = 0; i < n; ++i) {
-      for (index_t j = 0; j < c; ++j) d[i * c + j] += scale * p[i * c + j];
-      auto t = targets[size_t(i)];
-      if (t >= 0) d[i * c + t] -= scale;
+    float const g = dy.template to<cpu>().data()[0];
+    float const scale = static_cast<float>(static_cast<double>(g) / static_cast<double>(n));
+    auto& grad = logits.grad_for_accumulate();
+    if constexpr (std::is_same_v<D, cpu>) {
+      float const* p = prob.data();
+      float* d = grad.data();
+      for (index_t i = 0; i < n; ++i) {
+        for (index_t j = 0; j < c; ++j) d[i * c + j] += scale * p[i * c + j];
+        auto t = targets[size_t(i)];
+        if (t >= 0) d[i * c + t] -= scale;
+      }
+    } else {
+      ops::axpy(scale, prob, grad);
+      auto minus = tensor<float, cpu>::full(shape{index_t(own_at.size()), 1}, -scale).template to<D>();
+      auto flat = grad.view(shape{n * c, 1});
+      arcnet::detail::pfc_add_rows(flat, own_at, minus);
     }
   });
 }
@@ -151,53 +241,29 @@ namespace arcnet::detail {
 
 /// Rows `rows` of w (R, D) as a new (rows.size(), D) variable; the gradient is scattered back
 /// (rows not selected get none).
-inline variable<float, cpu> pfc_select_rows(variable<float, cpu> const& w, std::vector<index_t> const& rows) {
-  index_t const d = w.size(1), n = static_cast<index_t>(rows.size());
-  auto y = tensor<float, cpu>::uninitialized(shape{n, d});
-  for (index_t i = 0; i < n; ++i)
-    std::copy_n(w.value().data() + rows[size_t(i)] * d, d, y.data() + i * d);
-  return autograd::make_op("partial_fc_select_rows", y, {w}, [w, rows, d, n](tensor<float, cpu> const& dy) mutable {
+template <class D>
+variable<float, D> pfc_select_rows(variable<float, D> const& w, std::vector<index_t> const& rows) {
+  auto y = pfc_gather_rows(w.value(), rows);
+  return autograd::make_op("partial_fc_select_rows", y, {w}, [w, rows](tensor<float, D> const& dy) mutable {
     if (!w.requires_grad()) return;
-    float* g = w.grad_for_accumulate().data();
-    for (index_t i = 0; i < n; ++i)
-      for (index_t j = 0; j < d; ++j) g[rows[size_t(i)] * d + j] += dy.data()[i * d + j];
+    pfc_add_rows(w.grad_for_accumulate(), rows, dy);
   });
 }
 
-/// ops::angular_margin where a row may have no target in this shard (target -1: s * cos only).
-/// margins: one per column. Uses the margin kernel's own per-target formula, so the logits equal
-/// the plain head's bit for bit.
-inline variable<float, cpu> pfc_margin(variable<float, cpu> const& cosine, std::vector<std::int64_t> const& targets,
-                                       std::vector<double> const& margins, ops::margin_options o) {
+/// ops::angular_margin where a row may have no target in this shard (target -1: s * cos only),
+/// through the margin backends (which take -1 for that). margins: one per column. The logits
+/// equal the plain head's bit for bit.
+template <class D>
+variable<float, D> pfc_margin(variable<float, D> const& cosine, std::vector<std::int64_t> const& targets,
+                              std::vector<double> const& margins, ops::margin_options o) {
   index_t const n = cosine.size(0), c = cosine.size(1);
   ARCNET_ASSERT(static_cast<index_t>(targets.size()) == n && static_cast<index_t>(margins.size()) == c);
-  float const s = static_cast<float>(o.scale);
-  float const* cs = cosine.value().data();
-  auto y = tensor<float, cpu>::uninitialized(cosine.shape());
-  float* ys = y.data();
-  for (index_t i = 0; i < n; ++i) {
-    for (index_t j = 0; j < c; ++j) ys[i * c + j] = s * cs[i * c + j];
-    auto t = targets[size_t(i)];
-    if (t < 0) continue;
-    double phi, dphi;
-    ops::margin_impl<cpu>::target_logit<float>(cs[i * c + t], margins[size_t(t)], o, phi, dphi);
-    ys[i * c + t] = static_cast<float>(o.scale * phi);
-  }
+  auto y = tensor<float, D>::uninitialized(cosine.shape());
+  ops::margin_impl<D>::forward(cosine.value(), targets, margins, o, y);
   return autograd::make_op("partial_fc_margin", y, {cosine},
-                           [cosine, targets, margins, o, n, c, s](tensor<float, cpu> const& dy) mutable {
+                           [cosine, targets, margins, o](tensor<float, D> const& dy) mutable {
     if (!cosine.requires_grad()) return;
-    float const* cs = cosine.value().data();
-    float const* g = dy.data();
-    float* d = cosine.grad_for_accumulate().data();
-    for (index_t i = 0; i < n; ++i) {
-      auto t = targets[size_t(i)];
-      for (index_t j = 0; j < c; ++j)
-        if (j != t) d[i * c + j] += s * g[i * c + j];
-      if (t < 0) continue;
-      double phi, dphi;
-      ops::margin_impl<cpu>::target_logit<float>(cs[i * c + t], margins[size_t(t)], o, phi, dphi);
-      d[i * c + t] += static_cast<float>(o.scale * dphi * g[i * c + t]);
-    }
+    ops::margin_impl<D>::backward(cosine.value(), targets, margins, o, dy, cosine.grad_for_accumulate());
   });
 }
 
@@ -217,8 +283,6 @@ namespace arcnet::distributed {
 /// m1/m3 variants) with its classes sharded over the ranks of `comm`; see the top of this file.
 template <class D = cpu>
 class partial_fc_head {
-  static_assert(std::is_same_v<D, cpu>, "arcnet::distributed::partial_fc_head: implemented on the CPU only");
-
  public:
   /// Rank r owns classes [r * C / W, (r + 1) * C / W) (integer division) and their k rows of the
   /// weight that models::arcface_head<float, cpu>(o, g) would initialise from the same state of g:
@@ -241,7 +305,7 @@ class partial_fc_head {
     end_ = shard_begin(r + 1);
     int const k = opt_.num_subcenters;
     auto rows = full.weight().value().narrow(index_t(begin_) * k, index_t(end_ - begin_) * k).clone();
-    weight_ = variable<float, D>(rows, true);
+    weight_ = variable<float, D>(rows.template to<D>(), true);
     last_sampled_.resize(size_t(end_ - begin_));
     for (int c = begin_; c < end_; ++c) last_sampled_[size_t(c - begin_)] = c;
   }
@@ -342,7 +406,7 @@ class partial_fc_head {
 
   /// The full (C * k, D) weight on every rank, shards in rank order (what models::arcface_head
   /// holds and loads). A collective.
-  tensor<float, cpu> gather_weight() { return all_gather_uneven(*comm_, weight_.value()); }
+  tensor<float, cpu> gather_weight() { return all_gather_uneven(*comm_, weight_.value().template to<cpu>()); }
   /// Takes this rank's rows of a full (C * k, D) weight (as gather_weight() returns or a plain
   /// head's checkpoint holds); shape_error if the shape differs. Not a collective.
   void load_weight(tensor<float, cpu> const& full) {
@@ -352,7 +416,7 @@ class partial_fc_head {
                                          opt_.in_features, ") (", opt_.num_classes, " classes x ",
                                          opt_.num_subcenters, " sub-centers), got ",
                                          full.defined() ? full.shape() : shape{});
-    weight_.value_mut().copy_from(full.narrow(index_t(begin_) * opt_.num_subcenters, weight_.size(0)));
+    weight_.value_mut().copy_from(full.narrow(index_t(begin_) * opt_.num_subcenters, weight_.size(0)).template to<D>());
   }
 
  private:

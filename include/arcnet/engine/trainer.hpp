@@ -315,10 +315,6 @@ train_result train(train_options const& o, distributed::communicator* comm = nul
       detail::raise<device_error>("device: '", o.device, "': no usable CUDA device on this machine (", why, ")");
 #endif
     precision::set_matmul(precision::parse(o.precision));
-    // Partial FC exists for CPU tensors only so far; the code that uses it below is compiled
-    // for the CPU alone (`if constexpr (on_cpu)`).
-    if (o.head.partial_fc)
-      detail::raise<config_error>("head.partial-fc: Partial FC runs on the CPU only so far; drop it or use --device cpu");
   }
   constexpr bool on_cpu = std::is_same_v<D, cpu>;
   // The gradient all-reduce: MPI on the CPU, NCCL on the GPU (when built with it).
@@ -359,16 +355,14 @@ train_result train(train_options const& o, distributed::communicator* comm = nul
   double const lr = o.optim.auto_scale_lr ? optim::auto_scale_lr(o.optim.lr, o.optim.base_batch_size, global_batch)
                                           : o.optim.lr;
   // Partial FC: this rank's shard of the class centers replaces the head's weight in training.
-  std::unique_ptr<detail_trainer::sharded_head<cpu>> sharded;  // (CPU only, see above)
+  std::unique_ptr<detail_trainer::sharded_head<D>> sharded;
   std::string const head_weight = "head.norm_product.weight";
   auto params = averaged_parameters(*model, o.head.partial_fc ? head_weight : std::string());
-  if constexpr (on_cpu) {
-    if (o.head.partial_fc) {
-      auto h = spec.head;
-      h.in_features = model->embedding_dim();
-      sharded = std::make_unique<detail_trainer::sharded_head<cpu>>(world, h, o.head.sample_rate, o.seed);
-      params.emplace_back(head_weight, sharded->weight());
-    }
+  if (o.head.partial_fc) {
+    auto h = spec.head;
+    h.in_features = model->embedding_dim();
+    sharded = std::make_unique<detail_trainer::sharded_head<D>>(world, h, o.head.sample_rate, o.seed);
+    params.emplace_back(head_weight, sharded->weight());
   }
   auto opt = make_optimizer(o.optim, params, lr);
   auto warmup = static_cast<std::int64_t>(std::llround(o.optim.warmup_epochs * iters_per_epoch));
@@ -395,8 +389,7 @@ train_result train(train_options const& o, distributed::communicator* comm = nul
       detail::raise<config_error>("resume: '", latest, "' holds the model ", saved.to_json().dump(),
                                   " but the options describe ", spec.to_json().dump());
     io::load_state_dict(*model, c.model, true);
-    if constexpr (on_cpu) opt->load_state(sharded ? sharded->local_state(c.optimizer, head_weight) : c.optimizer);
-    else opt->load_state(c.optimizer);
+    opt->load_state(sharded ? sharded->local_state(c.optimizer, head_weight) : c.optimizer);
     p = progress_of(c, latest);
     notes.push_back(detail::concat("resumed from ", latest, " after epoch ", p.epoch));
   } else if (fs::exists(latest)) {
@@ -404,8 +397,7 @@ train_result train(train_options const& o, distributed::communicator* comm = nul
                             "--resume to continue it, or choose another --work-dir");
   }
   broadcast_state(world, *model);  // every rank starts from rank 0's weights
-  if constexpr (on_cpu)
-    if (sharded) sharded->from_model(*model, p.iteration);
+  if (sharded) sharded->from_model(*model, p.iteration);
   jsonl_log log;
   if (lead) {
     std::error_code ec;
@@ -492,10 +484,7 @@ train_result train(train_options const& o, distributed::communicator* comm = nul
         std::optional<distributed::sync_batch_norm_scope<D>> sync;
         if (o.dist.sync_bn && ranks > 1) sync.emplace(world);
         variable<float, D> images_v(to_device_async<D>(b.images));
-        if constexpr (on_cpu)
-          loss = sharded ? sharded->loss(model->features(images_v), b.labels) : model->loss(images_v, b.labels);
-        else
-          loss = model->loss(images_v, b.labels);
+        loss = sharded ? sharded->loss(model->features(images_v), b.labels) : model->loss(images_v, b.labels);
       }
       double value = loss.value().template to<cpu>().item();
       if (poisoned_loss.count(p.iteration + 1)) value = std::numeric_limits<double>::quiet_NaN();
@@ -575,8 +564,7 @@ train_result train(train_options const& o, distributed::communicator* comm = nul
                   loader->bad_samples().front().message.c_str());
     p.epoch = epoch + 1;
     average_buffers(world, *model);  // SyncBuffersHook: the same running statistics everywhere
-    if constexpr (on_cpu)
-      if (sharded) sharded->to_model(*model);  // the whole head, for evaluation and the checkpoint
+    if (sharded) sharded->to_model(*model);  // the whole head, for evaluation and the checkpoint
 
     bool const last = p.epoch == o.epochs;
     if ((o.eval.interval > 0 && p.epoch % o.eval.interval == 0) || (last && validates)) {

@@ -21,6 +21,10 @@ struct margin_options {
   bool easy_margin = false;  // ArcFace only: apply the margin only where cos > 0
 };
 
+/// The backends (ops/cpu/margin.hpp, ops/cuda/margin.cuh): forward(cosine, targets, margins, o, y)
+/// and backward(cosine, targets, margins, o, dy, dcos). A target of -1 marks a row without a
+/// target among these columns (all of it s * cos): distributed::partial_fc_head's rows whose
+/// class lives on another rank. The public functions below reject it.
 template <class D>
 struct margin_impl {
   static_assert(detail::always_false<D>, "arcnet::ops margin: no backend for this device; CUDA backends exist only "

@@ -60,6 +60,7 @@ struct margin_impl<cpu> {
     for (index_t i = 0; i < n; ++i) {
       for (index_t j = 0; j < c; ++j) ys[i * c + j] = s * cs[i * c + j];
       auto t = static_cast<index_t>(targets[static_cast<size_t>(i)]);
+      if (t < 0) continue;  // a row without a target here (Partial FC: its class is on another rank)
       double phi, dphi;
       target_logit<T>(cs[i * c + t], margins[static_cast<size_t>(t)], o, phi, dphi);
       ys[i * c + t] = static_cast<T>(o.scale * phi);
@@ -79,6 +80,7 @@ struct margin_impl<cpu> {
       auto t = static_cast<index_t>(targets[static_cast<size_t>(i)]);
       for (index_t j = 0; j < c; ++j)
         if (j != t) d[i * c + j] += s * g[i * c + j];
+      if (t < 0) continue;
       double phi, dphi;
       target_logit<T>(cs[i * c + t], margins[static_cast<size_t>(t)], o, phi, dphi);
       d[i * c + t] += static_cast<T>(o.scale * dphi * g[i * c + t]);

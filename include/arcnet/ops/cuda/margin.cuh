@@ -156,6 +156,7 @@ struct margin_impl<cuda> {
     auto const n = static_cast<index_t>(targets.size());
     std::vector<cuda_kernels::margin_row> host(targets.size());
     for (std::size_t i = 0; i < targets.size(); ++i) {
+      if (targets[i] < 0) continue;  // no target in this row: the kernels never read its entry
       double const m2 = margins[static_cast<std::size_t>(targets[i])];
       host[i] = {m2, std::cos(m2), std::sin(m2), std::cos(M_PI - m2), std::sin(m2) * m2};
     }
