@@ -8,7 +8,8 @@
 #              the checkpoint the GPU wrote; a run stopped after epoch 2 and resumed ends with
 #              the same checkpoint, byte for byte, as the uninterrupted cuda run; --precision
 #              bf16 trains too; arcnet-test --device cuda scores the checkpoint as the CPU does
-#              (Recall@1 within 1 point). Exits 77 (skipped) without a usable GPU.
+#              (Recall@1 within 1 point); Partial FC with sampling reaches the CPU's final loss
+#              (to 5%). Exits 77 (skipped) without a usable GPU.
 #   cuda_train.sh MODE PROGRAM_DIR MAKE_INSHOP SCRATCH_DIR CONFIG
 set -uo pipefail
 mode=$1 bin=$2 make_inshop=$3 scratch=$4 config=$5
@@ -73,4 +74,14 @@ echo "cuda resume: final checkpoint identical"
 
 "${train[@]}" --device cuda --precision bf16 --work-dir bf16 > bf16.log 2>&1 || { cat bf16.log; fail "cuda bf16"; }
 echo "bf16: final training loss $(final_loss bf16)"
+
+# Partial FC on the GPU, one process (every class on this rank) with sampling: the same seeded
+# draws as on the CPU, so the final losses agree as the plain runs' do.
+pfc=(--head.partial-fc true --head.sample-rate 0.5)
+"${train[@]}" --device cpu "${pfc[@]}" --work-dir pfc_cpu > pfc_cpu.log 2>&1 || { cat pfc_cpu.log; fail "cpu partial fc"; }
+"${train[@]}" --device cuda "${pfc[@]}" --work-dir pfc_gpu > pfc_gpu.log 2>&1 || { cat pfc_gpu.log; fail "cuda partial fc"; }
+a=$(final_loss pfc_cpu) b=$(final_loss pfc_gpu)
+echo "Partial FC final training loss: cpu $a, cuda $b"
+awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && b != "" && d <= 0.05 * a) }' ||
+  fail "cuda Partial FC final loss $b is not within 5% of the cpu's $a"
 echo "cuda training: all checks passed"
