@@ -323,7 +323,7 @@ TEST_CASE("batch_norm_add: gives exactly the values and gradients of batch_norm,
     }
 }
 
-TEST_CASE("batch_norm_add: gradients match finite differences; a bad residual is an error", "[ops][batch_norm]") {
+TEST_CASE("batch_norm_add: gradients match finite differences, and a bad residual is an error", "[ops][batch_norm]") {
   using namespace bn_test;
   generator g(34);
   auto x = random_variable(shape{3, 4, 3, 4}, g, 0.45, 0.55);
