@@ -19,3 +19,23 @@ if(NOT ARCNET_CUDA STREQUAL "OFF")
   endif()
 endif()
 message(STATUS "arcnet: CUDA backend ${ARCNET_WITH_CUDA} (ARCNET_CUDA=${ARCNET_CUDA})")
+
+# cuDNN (optional, ARCNET_CUDNN AUTO|ON|OFF): the convolution backend of ops/cuda/conv2d_cudnn.cuh,
+# used when cudnn.h and libcudnn are found next to the toolkit (they are at /usr/local/cuda on the
+# build and GPU machines). Without it the convolutions run on im2col + cuBLAS.
+set(ARCNET_CUDNN AUTO CACHE STRING "cuDNN convolutions on the CUDA device: AUTO (when found), ON or OFF")
+set_property(CACHE ARCNET_CUDNN PROPERTY STRINGS AUTO ON OFF)
+set(ARCNET_WITH_CUDNN OFF)
+if(ARCNET_WITH_CUDA AND NOT ARCNET_CUDNN STREQUAL "OFF")
+  find_path(ARCNET_CUDNN_INCLUDE_DIR cudnn.h HINTS ${CUDAToolkit_INCLUDE_DIRS})
+  find_library(ARCNET_CUDNN_LIBRARY cudnn HINTS ${CUDAToolkit_LIBRARY_DIR})
+  if(ARCNET_CUDNN_INCLUDE_DIR AND ARCNET_CUDNN_LIBRARY)
+    set(ARCNET_WITH_CUDNN ON)
+  elseif(ARCNET_CUDNN STREQUAL "ON")
+    message(FATAL_ERROR "arcnet: ARCNET_CUDNN=ON but cudnn.h / libcudnn were not found next to the CUDA toolkit; "
+                        "install cuDNN or pass -DARCNET_CUDNN=OFF")
+  endif()
+endif()
+if(ARCNET_WITH_CUDA)
+  message(STATUS "arcnet: cuDNN convolutions ${ARCNET_WITH_CUDNN} (ARCNET_CUDNN=${ARCNET_CUDNN})")
+endif()

@@ -38,6 +38,11 @@ if(ARCNET_WITH_CUDA)
   # Eigen serves only the CPU backend: without this, nvcc sees its __host__ __device__ markings
   # and warns about them in every .cu file.
   target_compile_definitions(arcnet INTERFACE $<$<COMPILE_LANGUAGE:CUDA>:EIGEN_NO_CUDA>)
+  if(ARCNET_WITH_CUDNN)
+    target_compile_definitions(arcnet INTERFACE ARCNET_WITH_CUDNN=1)
+    target_include_directories(arcnet INTERFACE ${ARCNET_CUDNN_INCLUDE_DIR})
+    target_link_libraries(arcnet INTERFACE ${ARCNET_CUDNN_LIBRARY})
+  endif()
 endif()
 set_target_properties(arcnet PROPERTIES EXPORT_NAME arcnet)
 

@@ -5,12 +5,18 @@
 // asymmetric kernels, Cin / Cout of 1 and 3, a ResNet-like 8 x 28 x 28 x 64 -> 64 3x3 and a
 // 4 x 56 x 56 x 64 -> 256 pointwise one (many blocks). Every case also runs with small column
 // budgets, so that the im2col path goes through many chunks, some of them part of one image.
+// Float cases run on both backends of the non-pointwise convolutions (im2col + cuBLAS, and cuDNN
+// when built with it; the emulator stands in for cuDNN, where a small budget makes it choose an
+// algorithm without workspace).
 #include "cuda/cuda_test_util.hpp"
 
+#include <arcnet/core/precision.hpp>
 #include <arcnet/ops/conv2d.hpp>
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 #include <vector>
 
 using namespace arcnet;
@@ -58,6 +64,20 @@ void check_close(tensor<T, cpu> const& expected, tensor<T, cuda> const& got, cha
   CHECK(scaled_difference(expected, got) <= tolerance<T>());
 }
 
+using conv_impl = ops::conv2d_impl<cuda>;
+
+/// Sets the convolution backend for a scope.
+struct backend_scope {
+  conv_impl::backend_kind saved;
+  explicit backend_scope(conv_impl::backend_kind b) : saved(conv_impl::backend()) { conv_impl::set_backend(b); }
+  ~backend_scope() { conv_impl::set_backend(saved); }
+};
+/// The backends a float convolution can run on in this build (double: im2col + cuBLAS only).
+inline std::vector<conv_impl::backend_kind> backends() {
+  if (conv_impl::cudnn_built()) return {conv_impl::backend_kind::gemm, conv_impl::backend_kind::cudnn};
+  return {conv_impl::backend_kind::gemm};
+}
+
 /// Sets conv2d_impl<cuda>::column_budget_bytes for a scope.
 struct budget_scope {
   std::size_t saved;
@@ -96,10 +116,16 @@ void run_case(conv_case const& c, std::uint64_t seed) {
   auto xd = x.template to<cuda>(), wd = w.template to<cuda>(), dyd = dy.template to<cuda>();
   auto bd = c.bias ? b.template to<cuda>() : tensor<T, cuda>();
   index_t const row_bytes = g.depth() * static_cast<index_t>(sizeof(T));
+  for (auto backend : backends())
   // 0: the default (one chunk here); 5 and 37 rows: many chunks, parts of images and whole images
   for (index_t budget_rows : {index_t(0), index_t(5), index_t(37)}) {
-    INFO("column budget of " << budget_rows << " rows");
+    INFO("backend " << conv_impl::name(backend) << ", column budget of " << budget_rows << " rows");
+    backend_scope use(backend);
     budget_scope scope(static_cast<std::size_t>(budget_rows * row_bytes));
+    // the cuDNN path must really run for a float convolution that is not pointwise (9 calls below)
+    bool const expect_cudnn =
+        backend == conv_impl::backend_kind::cudnn && std::is_same_v<T, float> && !g.is_pointwise();
+    std::uint64_t const cudnn_before = conv_impl::cudnn_runs();
     check_close(y, ops::conv2d_forward(xd, wd, bd, c.o), "forward");
     auto y_relu_d = tensor<T, cuda>::uninitialized(ys);
     ops::conv2d_impl<cuda>::forward(g, xd.data(), wd.data(), c.bias ? bd.data() : nullptr, y_relu_d.data(), true);
@@ -122,6 +148,8 @@ void run_case(conv_case const& c, std::uint64_t seed) {
     check_close(xv.grad(), xvd.grad(), "variable dx");
     check_close(wv.grad(), wvd.grad(), "variable dw");
     if (c.bias) check_close(bv.grad(), bvd.grad(), "variable db");
+    // forward x2, backward (data + filter), dw alone, dx alone, and the variable's forward + 2
+    CHECK(conv_impl::cudnn_runs() - cudnn_before == (expect_cudnn ? 9u : 0u));
   }
 }
 }  // namespace cuda_conv_test
@@ -139,23 +167,131 @@ TEMPLATE_TEST_CASE("cuda conv2d: forward, backward and the differentiable form m
   }
 }
 
-TEST_CASE("cuda conv2d: repeated backward gives the same bits", "[cuda][conv2d]") {
+TEST_CASE("cuda conv2d: repeated forward and backward give the same bits", "[cuda][conv2d]") {
   ARCNET_REQUIRE_CUDA_DEVICE();
-  // the col2im gather and the bias column sums use no atomics
+  // the col2im gather and the bias column sums use no atomics; cuDNN's algorithms are restricted to
+  // deterministic ones (the emulator's cuDNN ranks a non-deterministic one first)
   auto x = cuda_testing::random_tensor<float>(shape{2, 9, 8, 5}, 41).to<cuda>();
   auto w = cuda_testing::random_tensor<float>(shape{3, 3, 5, 6}, 42).to<cuda>();
   auto dy = cuda_testing::random_tensor<float>(shape{2, 5, 4, 6}, 43).to<cuda>();
   ops::conv2d_options o{2, 2, 1, 1};
-  std::vector<std::vector<float>> runs;
-  for (int r = 0; r < 2; ++r) {
-    tensor<float, cuda> dx(x.shape()), db(shape{6});
-    ops::conv2d_backward(x, w, dy, o, &dx, nullptr, &db);
-    auto v = dx.to_vector();
-    auto vb = db.to_vector();
-    v.insert(v.end(), vb.begin(), vb.end());
-    runs.push_back(v);
+  for (auto backend : cuda_conv_test::backends()) {
+    INFO("backend " << cuda_conv_test::conv_impl::name(backend));
+    cuda_conv_test::backend_scope use(backend);
+    std::vector<std::vector<float>> runs;
+    for (int r = 0; r < 3; ++r) {
+      tensor<float, cuda> dx(x.shape()), dw(w.shape()), db(shape{6});
+      ops::conv2d_backward(x, w, dy, o, &dx, &dw, &db);
+      auto v = ops::conv2d_forward(x, w, tensor<float, cuda>(), o).to_vector();
+      for (auto const* t : {&dx, &dw, &db}) {
+        auto const part = t->to_vector();
+        v.insert(v.end(), part.begin(), part.end());
+      }
+      runs.push_back(v);
+    }
+    CHECK(runs[0] == runs[1]);
+    CHECK(runs[1] == runs[2]);
   }
-  CHECK(runs[0] == runs[1]);
+}
+
+TEST_CASE("cuda conv2d: tf32 and bf16 modes stay near the CPU on both backends", "[cuda][conv2d]") {
+  ARCNET_REQUIRE_CUDA_DEVICE();
+  using impl = cuda_conv_test::conv_impl;
+  // a 3x3 s1, the stem's 7x7 s2, and a strided 1x1: K = 576, 147 and 64 products per output
+  std::vector<cuda_conv_test::conv_case> const cases = {
+      {shape{2, 10, 9, 64}, 3, 3, 32, {1, 1, 1, 1}, false},
+      {shape{2, 15, 13, 3}, 7, 7, 16, {2, 2, 3, 3}, false},
+      {shape{2, 8, 8, 64}, 1, 1, 48, {2, 2}, false},
+  };
+  std::uint64_t seed = 7100;
+  for (auto const& c : cases) {
+    auto x = cuda_testing::random_tensor<float>(c.x, seed += 10);
+    auto w = cuda_testing::random_tensor<float>(shape{c.kh, c.kw, c.x[3], c.cout}, seed + 1);
+    auto g = detail::conv2d_geometry_of("test", x, w, c.o);
+    auto dy = cuda_testing::random_tensor<float>(shape{g.n, g.ho, g.wo, g.cout}, seed + 2);
+    auto y = ops::conv2d_forward(x, w, tensor<float, cpu>(), c.o);
+    tensor<float, cpu> dx(x.shape()), dw(w.shape());
+    ops::conv2d_backward(x, w, dy, c.o, &dx, &dw, nullptr);
+    auto xd = x.to<cuda>(), wd = w.to<cuda>(), dyd = dy.to<cuda>();
+    for (auto mode : {precision::mode::tf32, precision::mode::bf16})
+      for (auto backend : cuda_conv_test::backends()) {
+        INFO("x " << c.x << ", kernel " << c.kh << "x" << c.kw << ", " << precision::name(mode) << ", backend "
+                  << impl::name(backend));
+        precision::scope const policy(mode);
+        cuda_conv_test::backend_scope use(backend);
+        std::uint64_t const before = impl::cudnn_runs();
+        auto yd = ops::conv2d_forward(xd, wd, tensor<float, cuda>(), c.o);
+        tensor<float, cuda> dxd(x.shape()), dwd(w.shape());
+        ops::conv2d_backward(xd, wd, dyd, c.o, &dxd, &dwd, nullptr);
+        bool const on_cudnn = backend == impl::backend_kind::cudnn;
+        CHECK(impl::cudnn_runs() - before == (on_cudnn ? 3u : 0u));
+        // tf32 operands: ~2^-11 relative each; bf16: ~2^-8, and on cuDNN a bf16-rounded result
+        double const limit = mode == precision::mode::tf32 ? 4e-3 : 2e-2;
+        double const dy_ = cuda_conv_test::scaled_difference(y, yd), dx_ = cuda_conv_test::scaled_difference(dx, dxd),
+                     dw_ = cuda_conv_test::scaled_difference(dw, dwd);
+        CHECK(dy_ <= limit);
+        CHECK(dx_ <= limit);
+        CHECK(dw_ <= limit);
+        CHECK(dy_ > 1e-6);  // the mode really rounded (fp32 agrees to ~1e-7)
+        if (on_cudnn && mode == precision::mode::bf16) {
+          // cuDNN ran on bf16 tensors: every output is a bf16 value (low 16 bits zero)
+          std::size_t not_bf16 = 0;
+          for (float v : yd.to_vector()) {
+            std::uint32_t u;
+            std::memcpy(&u, &v, sizeof u);
+            not_bf16 += (u & 0xffffu) != 0;
+          }
+          CHECK(not_bf16 == 0);
+        }
+      }
+  }
+}
+
+#if defined(ARCNET_CUDA_EMULATOR)
+TEST_CASE("cuda conv2d: a call cuDNN turns down runs on im2col, and so does that direction from then on",
+          "[cuda][conv2d]") {
+  using impl = cuda_conv_test::conv_impl;
+  cuda_conv_test::backend_scope use(impl::backend_kind::cudnn);
+  auto x = cuda_testing::random_tensor<float>(shape{2, 11, 7, 6}, 81);  // a geometry no other test uses
+  auto w = cuda_testing::random_tensor<float>(shape{3, 3, 6, 5}, 82);
+  auto dy = cuda_testing::random_tensor<float>(shape{2, 11, 7, 5}, 83);
+  ops::conv2d_options const o{1, 1, 1, 1};
+  auto y = ops::conv2d_forward(x, w, tensor<float, cpu>(), o);
+  tensor<float, cpu> dx(x.shape()), dw(w.shape());
+  ops::conv2d_backward(x, w, dy, o, &dx, &dw, nullptr);
+  auto xd = x.to<cuda>(), wd = w.to<cuda>(), dyd = dy.to<cuda>();
+  std::uint64_t const runs = impl::cudnn_runs(), refusals = impl::cudnn_refusals();
+
+  arcnet_emu::dnn::refuse_calls() = 1;  // the forward is turned down
+  cuda_conv_test::check_close(y, ops::conv2d_forward(xd, wd, tensor<float, cuda>(), o), "forward, turned down");
+  CHECK(impl::cudnn_refusals() - refusals == 1);
+  CHECK(impl::cudnn_runs() - runs == 0);
+  cuda_conv_test::check_close(y, ops::conv2d_forward(xd, wd, tensor<float, cuda>(), o), "forward, again");
+  CHECK(impl::cudnn_runs() - runs == 0);  // that direction stays on im2col
+
+  arcnet_emu::dnn::refuse_calls() = 1;  // the data gradient is turned down, the filter gradient runs
+  tensor<float, cuda> dxd(x.shape()), dwd(w.shape());
+  ops::conv2d_backward(xd, wd, dyd, o, &dxd, &dwd, nullptr);
+  cuda_conv_test::check_close(dx, dxd, "dx, turned down");
+  cuda_conv_test::check_close(dw, dwd, "dw on cuDNN");
+  CHECK(impl::cudnn_refusals() - refusals == 2);
+  CHECK(impl::cudnn_runs() - runs == 1);
+  CHECK(arcnet_emu::dnn::refuse_calls() == 0);
+}
+#endif
+
+TEST_CASE("cuda conv2d: the backend setting", "[cuda][conv2d]") {
+  using impl = ops::conv2d_impl<cuda>;
+  CHECK(impl::parse_backend("gemm") == impl::backend_kind::gemm);
+  CHECK_THROWS_AS(impl::parse_backend("cudnn8"), config_error);
+  CHECK_THROWS_WITH(impl::parse_backend("winograd"), Catch::Matchers::Contains("expected gemm or cudnn, got 'winograd'"));
+  if (impl::cudnn_built()) {
+    CHECK(impl::parse_backend("cudnn") == impl::backend_kind::cudnn);
+  } else {
+    CHECK_THROWS_WITH(impl::parse_backend("cudnn"), Catch::Matchers::Contains("this build has no cuDNN"));
+    CHECK_THROWS_AS(impl::set_backend(impl::backend_kind::cudnn), config_error);
+    CHECK(impl::backend() == impl::backend_kind::gemm);
+  }
 }
 
 TEST_CASE("cuda conv2d: bad input throws arcnet::error", "[cuda][conv2d]") {

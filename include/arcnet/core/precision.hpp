@@ -7,6 +7,8 @@
 //   tf32  10-bit mantissa operands (CUBLAS_COMPUTE_32F_FAST_TF32);
 //   bf16  7-bit mantissa operands (CUBLAS_COMPUTE_32F_FAST_16BF). bf16 has fp32's exponent
 //         range, so no loss scaling is needed.
+// cuDNN's convolutions (ops/cuda/conv2d_cudnn.cuh) follow the same modes; in bf16 mode they run
+// on bf16 copies of their operands and their result is bf16-rounded.
 // The CPU backend computes in fp32 in every mode.
 #include <string>
 

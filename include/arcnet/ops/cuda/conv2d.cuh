@@ -1,16 +1,27 @@
 #pragma once
-// CUDA backend of ops/conv2d.hpp: im2col + cuBLAS GEMM (through matmul_impl<cuda>), on
-// gpu::stream(). A pointwise convolution (1x1, stride 1, no padding) is one GEMM on the NHWC
-// input as stored. Otherwise the output rows are processed in chunks whose im2col columns fit a
-// bounded buffer (256 MiB by default), so memory does not grow with the batch. The input
-// gradient goes through dcol = dy w^T and col2im, written as a gather (one thread per input
-// element summing the taps that read it, in a fixed order) rather than atomics, and the bias
-// gradient is a two-stage column sum in double: both give the same bits on every run.
+// CUDA backend of ops/conv2d.hpp, on gpu::stream(). A pointwise convolution (1x1, stride 1, no
+// padding) is one cuBLAS GEMM on the NHWC input as stored. The others run on one of two
+// backends (backend(), set_backend(), or ARCNET_CONV_BACKEND=gemm|cudnn in the environment):
+//
+// - cudnn (the default when the build found cuDNN; float only): ops/cuda/conv2d_cudnn.cuh;
+// - gemm (otherwise, and for double): im2col + cuBLAS GEMM (through matmul_impl<cuda>). The
+//   output rows are processed in chunks whose im2col columns fit a bounded buffer (256 MiB by
+//   default), so memory does not grow with the batch. The input gradient goes through
+//   dcol = dy w^T and col2im, written as a gather (one thread per input element summing the taps
+//   that read it, in a fixed order) rather than atomics.
+//
+// The bias gradient is a two-stage column sum in double. Every path gives the same bits on every
+// run (cuDNN's algorithms are restricted to deterministic ones).
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <type_traits>
 
 #include "arcnet/core/cuda.hpp"
 #include "arcnet/core/tensor.hpp"
+#include "arcnet/ops/cuda/conv2d_cudnn.cuh"
 #include "arcnet/ops/cuda/matmul.cuh"  // matmul_impl<cuda>::gemm (the facade has included ops/matmul.hpp)
 
 namespace arcnet::ops {
@@ -130,10 +141,58 @@ template <>
 struct conv2d_impl<cuda> {
   /// Size in bytes of the im2col buffer, or 0 (the default) for 256 MiB: the output rows are
   /// processed in chunks whose columns fit. A process-wide setting, for tests (small values
-  /// force many chunks, including chunks of part of an image) and tuning.
+  /// force many chunks, including chunks of part of an image) and tuning. It bounds cuDNN's
+  /// workspace too.
   static std::size_t& column_budget_bytes() {
     static std::size_t bytes = 0;
     return bytes;
+  }
+  static std::size_t budget_bytes() {
+    return column_budget_bytes() > 0 ? column_budget_bytes() : std::size_t(256) << 20;
+  }
+
+  /// The backend of the convolutions that are not pointwise (see the top of this file).
+  enum class backend_kind { gemm, cudnn };
+  /// Whether this translation unit was built with cuDNN (ARCNET_WITH_CUDNN).
+  static constexpr bool cudnn_built() {
+#if defined(ARCNET_WITH_CUDNN)
+    return true;
+#else
+    return false;
+#endif
+  }
+  static char const* name(backend_kind b) { return b == backend_kind::cudnn ? "cudnn" : "gemm"; }
+  /// "gemm" or "cudnn" (the latter only when built with cuDNN); anything else is a config_error.
+  static backend_kind parse_backend(std::string const& s) {
+    if (s == "gemm") return backend_kind::gemm;
+    if (s == "cudnn") {
+      if (!cudnn_built())
+        arcnet::detail::raise<config_error>("conv2d backend 'cudnn': this build has no cuDNN (configure with cuDNN "
+                                            "at /usr/local/cuda, or choose 'gemm')");
+      return backend_kind::cudnn;
+    }
+    arcnet::detail::raise<config_error>("conv2d backend: expected gemm or cudnn, got '", s, "'");
+  }
+  static backend_kind backend() { return backend_setting(); }
+  /// How many cuDNN convolution calls this process has made, and how many cuDNN turned down (they
+  /// ran on im2col instead); 0 without cuDNN.
+  static std::uint64_t cudnn_runs() {
+#if defined(ARCNET_WITH_CUDNN)
+    return cudnn_conv::runs();
+#else
+    return 0;
+#endif
+  }
+  static std::uint64_t cudnn_refusals() {
+#if defined(ARCNET_WITH_CUDNN)
+    return cudnn_conv::refusals();
+#else
+    return 0;
+#endif
+  }
+  static void set_backend(backend_kind b) {
+    if (b == backend_kind::cudnn) parse_backend("cudnn");  // refuses it without cuDNN
+    backend_setting() = b;
   }
 
   /// y = conv(x, w) + bias (bias may be null), then max(y, 0) when relu; device pointers, NHWC /
@@ -145,7 +204,7 @@ struct conv2d_impl<cuda> {
     if (m == 0 || g.cout == 0) return;
     if (g.is_pointwise()) {
       matmul_impl<cuda>::gemm(false, false, m, g.cout, k, T(1), x, w, T(0), y);
-    } else {
+    } else if (!cudnn_forward(g, x, w, y)) {
       index_t const chunk = chunk_rows(g, sizeof(T));
       auto col = tensor<T, cuda>::uninitialized(shape{chunk, k});
       for_each_chunk(g, chunk, [&](index_t m0, index_t m1) {
@@ -173,6 +232,8 @@ struct conv2d_impl<cuda> {
       if (dx) matmul_impl<cuda>::gemm(false, true, m, k, g.cout, T(1), dy, w, T(1), dx);  // dy w^T
       return;
     }
+    cudnn_backward(g, x, w, dy, dx, dw);  // clears what cuDNN computed
+    if (!dx && !dw) return;
     index_t const chunk = chunk_rows(g, sizeof(T));
     auto col = tensor<T, cuda>::uninitialized(shape{chunk, k});  // columns, then their gradient
     for_each_chunk(g, chunk, [&](index_t m0, index_t m1) {
@@ -193,7 +254,7 @@ struct conv2d_impl<cuda> {
   /// Rows per chunk: as many as the budget holds, whole images when one image fits (as the CPU's
   /// chunk_rows), at least 1.
   static index_t chunk_rows(detail::conv2d_geometry const& g, std::size_t elem_size) {
-    std::size_t const budget = column_budget_bytes() > 0 ? column_budget_bytes() : std::size_t(256) << 20;
+    std::size_t const budget = budget_bytes();
     index_t const per_image = g.ho * g.wo;
     index_t const row_bytes = std::max<index_t>(1, g.depth() * static_cast<index_t>(elem_size));
     index_t rows = std::max<index_t>(1, static_cast<index_t>(budget) / row_bytes);
@@ -272,6 +333,35 @@ struct conv2d_impl<cuda> {
     ARCNET_CUDA_KERNEL(gpu::blocks_for(cout), gpu::block_threads, 0, gpu::stream(), conv2d_column_finish)(
         partial.data(), segments, cout, db);
     ARCNET_CUDA_LAUNCH_CHECK("conv2d_column_finish");
+  }
+
+ private:
+  static backend_kind& backend_setting() {
+    static backend_kind b = [] {
+      char const* env = std::getenv("ARCNET_CONV_BACKEND");
+      if (env && *env) return parse_backend(env);
+      return cudnn_built() ? backend_kind::cudnn : backend_kind::gemm;
+    }();
+    return b;
+  }
+  /// The cuDNN path when it is chosen and takes g: true when it ran.
+  template <class T>
+  static bool cudnn_forward(detail::conv2d_geometry const& g, T const* x, T const* w, T* y) {
+#if defined(ARCNET_WITH_CUDNN)
+    if constexpr (std::is_same_v<T, float>)
+      if (backend() == backend_kind::cudnn) return cudnn_conv::forward(g, x, w, y, budget_bytes());
+#endif
+    (void)g, (void)x, (void)w, (void)y;
+    return false;
+  }
+  /// The gradients the cuDNN path computes when it is chosen; it sets each one it computed to null.
+  template <class T>
+  static void cudnn_backward(detail::conv2d_geometry const& g, T const* x, T const* w, T const* dy, T*& dx, T*& dw) {
+#if defined(ARCNET_WITH_CUDNN)
+    if constexpr (std::is_same_v<T, float>)
+      if (backend() == backend_kind::cudnn) cudnn_conv::backward(g, x, w, dy, dx, dw, budget_bytes());
+#endif
+    (void)g, (void)x, (void)w, (void)dy, (void)dx, (void)dw;
   }
 };
 

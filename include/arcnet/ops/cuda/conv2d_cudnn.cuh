@@ -1,0 +1,430 @@
+#pragma once
+// The cuDNN path of conv2d_impl<cuda> (ops/cuda/conv2d.cuh), for float convolutions that are not
+// pointwise, when the build found cuDNN (ARCNET_WITH_CUDNN). cuDNN reads the NHWC activations
+// as stored; its NHWC filter layout is (Cout, KH, KW, Cin), so the weight (KH, KW, Cin, Cout) is
+// transposed into a scratch copy per call (ResNet-50's weights are 100 MB: about 0.1 ms a pass on
+// an H200) and the filter gradient transposed back as it is added.
+//
+// Precision (core/precision.hpp): fp32 mode uses no tensor cores (CUDNN_FMA_MATH); tf32 mode
+// lets cuDNN round the fp32 operands to TF32 (CUDNN_DEFAULT_MATH); bf16 mode converts the
+// operands to bf16 scratch copies, runs cuDNN on bf16 tensors with fp32 accumulation, and
+// converts the result back to fp32 (as PyTorch's autocast: the output and the gradients are
+// bf16-rounded). cuDNN has no mode that reads fp32 and multiplies in bf16, as cuBLAS's
+// _FAST_16BF does; when no bf16 algorithm qualifies, bf16 mode falls back to TF32.
+//
+// Algorithms come from cuDNN's heuristics (cudnnGet*_v7, no trial runs), once per geometry,
+// data type and precision, keeping the first one that is deterministic (the same bits on every
+// run, as the im2col path: a resumed run must repeat the uninterrupted one), needs no more
+// workspace than conv2d_impl<cuda>::column_budget_bytes(), and in fp32 mode uses no tensor cores.
+// When no algorithm qualifies, or a tensor is too large for cuDNN's 32-bit sizes, the functions
+// return false and the caller runs the im2col path.
+#include "arcnet/core/cudnn.hpp"
+
+#if defined(__CUDACC__) && defined(ARCNET_WITH_CUDNN)
+#include <array>
+#include <atomic>
+#include <climits>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <type_traits>
+#include <vector>
+
+#include "arcnet/core/precision.hpp"
+#include "arcnet/core/tensor.hpp"
+
+namespace arcnet::ops {
+
+namespace cuda_kernels {
+/// A bf16 value as cuDNN's CUDNN_DATA_BFLOAT16 stores it: the upper half of a float.
+struct bf16 {
+  std::uint16_t bits;
+};
+/// f rounded to bf16, to nearest even (a NaN stays a NaN).
+__host__ __device__ inline bf16 to_bf16(float f) {
+  std::uint32_t u;
+  memcpy(&u, &f, sizeof u);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return bf16{static_cast<std::uint16_t>((u >> 16) | 0x40u)};
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return bf16{static_cast<std::uint16_t>(u >> 16)};
+}
+__host__ __device__ inline float to_float(bf16 b) {
+  std::uint32_t const u = std::uint32_t(b.bits) << 16;
+  float f;
+  memcpy(&f, &u, sizeof f);
+  return f;
+}
+__host__ __device__ inline float to_float(float f) { return f; }
+__host__ __device__ inline void store(float& d, float f) { d = f; }
+__host__ __device__ inline void store(bf16& d, float f) { d = to_bf16(f); }
+
+/// out (Cout, depth) = w (depth, Cout)^T as S: the weight (KH, KW, Cin, Cout) in cuDNN's NHWC
+/// filter layout (Cout, KH, KW, Cin).
+template <class S>
+__global__ void conv2d_weight_to_krsc(float const* w, index_t depth, index_t cout, S* out) {
+  for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < depth * cout;
+       i += index_t(gridDim.x) * blockDim.x) {
+    index_t const o = i / depth, j = i - o * depth;
+    store(out[i], w[j * cout + o]);
+  }
+}
+/// dw (depth, Cout) += g (Cout, depth)^T: a filter gradient from cuDNN added to ours.
+template <class S>
+__global__ void conv2d_add_krsc_to_weight(S const* g, index_t depth, index_t cout, float* dw) {
+  for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < depth * cout;
+       i += index_t(gridDim.x) * blockDim.x) {
+    index_t const j = i / cout, o = i - j * cout;
+    dw[i] += to_float(g[o * depth + j]);
+  }
+}
+/// out = in as S (the bf16 operands).
+template <class S>
+__global__ void conv2d_convert(float const* in, index_t n, S* out) {
+  for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < n; i += index_t(gridDim.x) * blockDim.x)
+    store(out[i], in[i]);
+}
+/// out = in (accumulate: out += in) as float (a bf16 result).
+template <class S>
+__global__ void conv2d_convert_back(S const* in, index_t n, float* out, bool accumulate) {
+  for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < n; i += index_t(gridDim.x) * blockDim.x)
+    out[i] = accumulate ? out[i] + to_float(in[i]) : to_float(in[i]);
+}
+}  // namespace cuda_kernels
+
+namespace cudnn_conv {
+
+/// The algorithm chosen for one direction (forward, data or filter gradient) of one geometry.
+struct choice {
+  bool usable = false;
+  int algo = 0;
+  std::size_t workspace = 0;  // bytes
+};
+enum direction { forward_pass = 0, data_gradient = 1, filter_gradient = 2 };
+
+/// One geometry's descriptors and algorithms. Fixed once made (each direction's math type lives in
+/// its own convolution descriptor), so threads may share it; only `refused` changes, when cuDNN
+/// turns down a call its heuristics offered (that direction then takes the im2col path).
+struct plan {
+  cudnnTensorDescriptor_t x = nullptr, y = nullptr;
+  cudnnFilterDescriptor_t w = nullptr;
+  cudnnConvolutionDescriptor_t conv[3] = {nullptr, nullptr, nullptr};  // by direction
+  choice chosen[3];
+  mutable std::atomic<bool> refused[3] = {false, false, false};
+
+  plan() {
+    ARCNET_CUDNN_CHECK(cudnnCreateTensorDescriptor(&x));
+    ARCNET_CUDNN_CHECK(cudnnCreateTensorDescriptor(&y));
+    ARCNET_CUDNN_CHECK(cudnnCreateFilterDescriptor(&w));
+    for (auto& c : conv) ARCNET_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&c));
+  }
+  ~plan() {  // no throw: statuses ignored
+    cudnnDestroyTensorDescriptor(x);
+    cudnnDestroyTensorDescriptor(y);
+    cudnnDestroyFilterDescriptor(w);
+    for (auto c : conv) cudnnDestroyConvolutionDescriptor(c);
+  }
+  plan(plan const&) = delete;
+  plan& operator=(plan const&) = delete;
+
+  bool usable(direction d) const { return chosen[d].usable && !refused[d]; }
+};
+
+/// How many cuDNN convolution calls (any direction) this process has made: tests and benchmarks
+/// read it to know which path ran.
+inline std::atomic<std::uint64_t>& runs() {
+  static std::atomic<std::uint64_t> n{0};
+  return n;
+}
+/// How many calls cuDNN turned down (CUDNN_STATUS_NOT_SUPPORTED or _BAD_PARAM for an algorithm
+/// its heuristics offered) and the im2col path ran instead; the benchmark prints it.
+inline std::atomic<std::uint64_t>& refusals() {
+  static std::atomic<std::uint64_t> n{0};
+  return n;
+}
+
+/// Whether a geometry fits cuDNN's int sizes and its 2^31-element limit per tensor.
+inline bool fits(detail::conv2d_geometry const& g) {
+  index_t const big = INT_MAX;
+  for (index_t v : {g.n, g.h, g.w, g.cin, g.kh, g.kw, g.cout, g.ho, g.wo, g.pad_h, g.pad_w})
+    if (v > big) return false;
+  return g.n * g.h * g.w * g.cin <= big && g.n * g.ho * g.wo * g.cout <= big && g.depth() * g.cout <= big;
+}
+
+/// The first candidate of cuDNN's ranked list that is deterministic, within the workspace limit and
+/// (in fp32 mode) without tensor cores. Sets conv's math type to the one chosen.
+template <class Perf, class Query, class WorkspaceOf>
+choice choose(cudnnConvolutionDescriptor_t conv, precision::mode mode, std::size_t limit, int max_count,
+              Query const& query, WorkspaceOf const& workspace_of) {
+  std::vector<Perf> perf(static_cast<std::size_t>(max_count > 0 ? max_count : 1));
+  int returned = 0;
+  if (query(static_cast<int>(perf.size()), &returned, perf.data()) != CUDNN_STATUS_SUCCESS) return {};
+  for (int i = 0; i < returned; ++i) {
+    Perf const& p = perf[static_cast<std::size_t>(i)];
+    if (p.status != CUDNN_STATUS_SUCCESS || p.determinism != CUDNN_DETERMINISTIC) continue;
+    if (mode == precision::mode::fp32 && p.mathType != CUDNN_FMA_MATH) continue;
+    if (cudnnSetConvolutionMathType(conv, p.mathType) != CUDNN_STATUS_SUCCESS) continue;
+    std::size_t bytes = 0;
+    if (workspace_of(p.algo, &bytes) != CUDNN_STATUS_SUCCESS || bytes > limit) continue;
+    return {true, static_cast<int>(p.algo), bytes};
+  }
+  return {};
+}
+
+/// Descriptors and algorithms for g (NHWC tensors of `type`: float or bf16, fp32 accumulation)
+/// under a precision mode and workspace limit.
+inline std::unique_ptr<plan> make_plan(detail::conv2d_geometry const& g, cudnnDataType_t type, precision::mode mode,
+                                       std::size_t limit) {
+  auto p = std::make_unique<plan>();
+  auto const i = [](index_t v) { return static_cast<int>(v); };
+  ARCNET_CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->x, CUDNN_TENSOR_NHWC, type, i(g.n), i(g.cin), i(g.h), i(g.w)));
+  ARCNET_CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->y, CUDNN_TENSOR_NHWC, type, i(g.n), i(g.cout), i(g.ho), i(g.wo)));
+  ARCNET_CUDNN_CHECK(cudnnSetFilter4dDescriptor(p->w, type, CUDNN_TENSOR_NHWC, i(g.cout), i(g.cin), i(g.kh), i(g.kw)));
+  cudnnMathType_t const math = mode == precision::mode::fp32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
+  for (auto c : p->conv) {
+    ARCNET_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(c, i(g.pad_h), i(g.pad_w), i(g.stride_h), i(g.stride_w),
+                                                       i(g.dilation_h), i(g.dilation_w), CUDNN_CROSS_CORRELATION,
+                                                       CUDNN_DATA_FLOAT));
+    ARCNET_CUDNN_CHECK(cudnnSetConvolutionMathType(c, math));
+  }
+  int n = 0, c = 0, h = 0, w = 0;  // cuDNN must see the output arcnet computed
+  ARCNET_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(p->conv[0], p->x, p->w, &n, &c, &h, &w));
+  if (n != g.n || c != g.cout || h != g.ho || w != g.wo) return p;  // every direction unusable
+
+  cudnnHandle_t const dnn = gpu::dnn();
+  int count = 0;
+  ARCNET_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(dnn, &count));
+  cudnnConvolutionDescriptor_t const fwd = p->conv[0], data = p->conv[1], filter = p->conv[2];
+  p->chosen[forward_pass] = choose<cudnnConvolutionFwdAlgoPerf_t>(
+      fwd, mode, limit, count,
+      [&](int k, int* r, cudnnConvolutionFwdAlgoPerf_t* out) {
+        return cudnnGetConvolutionForwardAlgorithm_v7(dnn, p->x, p->w, fwd, p->y, k, r, out);
+      },
+      [&](cudnnConvolutionFwdAlgo_t a, std::size_t* bytes) {
+        return cudnnGetConvolutionForwardWorkspaceSize(dnn, p->x, p->w, fwd, p->y, a, bytes);
+      });
+  ARCNET_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(dnn, &count));
+  p->chosen[data_gradient] = choose<cudnnConvolutionBwdDataAlgoPerf_t>(
+      data, mode, limit, count,
+      [&](int k, int* r, cudnnConvolutionBwdDataAlgoPerf_t* out) {
+        return cudnnGetConvolutionBackwardDataAlgorithm_v7(dnn, p->w, p->y, data, p->x, k, r, out);
+      },
+      [&](cudnnConvolutionBwdDataAlgo_t a, std::size_t* bytes) {
+        return cudnnGetConvolutionBackwardDataWorkspaceSize(dnn, p->w, p->y, data, p->x, a, bytes);
+      });
+  ARCNET_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(dnn, &count));
+  p->chosen[filter_gradient] = choose<cudnnConvolutionBwdFilterAlgoPerf_t>(
+      filter, mode, limit, count,
+      [&](int k, int* r, cudnnConvolutionBwdFilterAlgoPerf_t* out) {
+        return cudnnGetConvolutionBackwardFilterAlgorithm_v7(dnn, p->x, p->y, filter, p->w, k, r, out);
+      },
+      [&](cudnnConvolutionBwdFilterAlgo_t a, std::size_t* bytes) {
+        return cudnnGetConvolutionBackwardFilterWorkspaceSize(dnn, p->x, p->y, filter, p->w, a, bytes);
+      });
+  return p;
+}
+
+/// The plan for g on the current device for tensors of `type` under the current precision mode
+/// and workspace limit, made on first use and kept for the process; null when g does not fit
+/// cuDNN.
+inline plan const* plan_for(detail::conv2d_geometry const& g, cudnnDataType_t type, std::size_t limit) {
+  if (!fits(g)) return nullptr;
+  precision::mode const mode = precision::matmul();
+  using key_type = std::array<index_t, 17>;
+  key_type const key{gpu::current_device(), static_cast<index_t>(type), static_cast<index_t>(mode),
+                     static_cast<index_t>(limit), g.n, g.h, g.w, g.cin, g.kh, g.kw, g.cout, g.stride_h, g.stride_w,
+                     g.pad_h, g.pad_w, g.dilation_h, g.dilation_w};
+  static auto* plans = new std::map<key_type, std::unique_ptr<plan>>();  // never destroyed, as the handles
+  static std::mutex mutex;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto& slot = (*plans)[key];
+  if (!slot) slot = make_plan(g, type, mode, limit);
+  return slot.get();
+}
+
+/// Device scratch of at least `bytes` from the caching allocator (empty for 0).
+inline tensor<float, cuda> scratch(std::size_t bytes) {
+  return tensor<float, cuda>::uninitialized(shape{static_cast<index_t>((bytes + sizeof(float) - 1) / sizeof(float))});
+}
+template <class S>
+S* elements(tensor<float, cuda>& t) {
+  return reinterpret_cast<S*>(t.data());
+}
+
+/// `in` (n floats) as S: itself for float, else a converted copy held by `hold`.
+template <class S>
+S const* operand(float const* in, index_t n, tensor<float, cuda>& hold) {
+  if constexpr (std::is_same_v<S, float>) {
+    return in;
+  } else {
+    hold = scratch(static_cast<std::size_t>(n) * sizeof(S));
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::conv2d_convert<S>)(
+        in, n, elements<S>(hold));
+    ARCNET_CUDA_LAUNCH_CHECK("conv2d_convert");
+    return elements<S>(hold);
+  }
+}
+/// out = (accumulate: out +) a result of n elements of S.
+template <class S>
+void result_to_float(S const* in, index_t n, float* out, bool accumulate) {
+  ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::conv2d_convert_back<S>)(
+      in, n, out, accumulate);
+  ARCNET_CUDA_LAUNCH_CHECK("conv2d_convert_back");
+}
+
+/// The weight in cuDNN's filter layout, as S.
+template <class S>
+tensor<float, cuda> krsc_weight(detail::conv2d_geometry const& g, float const* w) {
+  index_t const count = g.cout * g.depth();
+  auto out = scratch(static_cast<std::size_t>(count) * sizeof(S));
+  ARCNET_CUDA_KERNEL(gpu::blocks_for(count), gpu::block_threads, 0, gpu::stream(),
+                     cuda_kernels::conv2d_weight_to_krsc<S>)(w, g.depth(), g.cout, elements<S>(out));
+  ARCNET_CUDA_LAUNCH_CHECK("conv2d_weight_to_krsc");
+  return out;
+}
+
+/// `in` converted to S once, on first use, for the directions that share it.
+struct converted {
+  tensor<float, cuda> hold;
+  bool done = false;
+  template <class S>
+  S const* get(float const* in, index_t n) {
+    if constexpr (std::is_same_v<S, float>) {
+      return in;
+    } else {
+      if (!done) {
+        operand<S>(in, n, hold);
+        done = true;
+      }
+      return elements<S>(hold);
+    }
+  }
+};
+
+/// After a cuDNN call: true when it ran; false when cuDNN turned the call down (an algorithm its
+/// heuristics offered but this input does not support), after which that direction of the plan
+/// takes the im2col path; any other failure is a device_error.
+inline bool ran(cudnnStatus_t status, plan const& p, direction d, char const* call) {
+  if (status == CUDNN_STATUS_SUCCESS) {
+    ++runs();
+    return true;
+  }
+  if (status == CUDNN_STATUS_NOT_SUPPORTED || status == CUDNN_STATUS_BAD_PARAM) {
+    p.refused[d] = true;
+    ++refusals();
+    return false;
+  }
+  arcnet::detail::cudnn_check(status, call, __FILE__, __LINE__);
+  return false;
+}
+
+template <class S>
+bool run_forward(plan const& p, detail::conv2d_geometry const& g, float const* x, float const* w, float* y) {
+  constexpr bool same = std::is_same_v<S, float>;
+  index_t const y_count = g.n * g.ho * g.wo * g.cout;
+  converted xc;
+  S const* xs = xc.get<S>(x, g.n * g.h * g.w * g.cin);
+  auto wk = krsc_weight<S>(g, w);
+  tensor<float, cuda> y_hold;
+  if constexpr (!same) y_hold = scratch(static_cast<std::size_t>(y_count) * sizeof(S));
+  S* ys = same ? reinterpret_cast<S*>(y) : elements<S>(y_hold);
+  choice const& c = p.chosen[forward_pass];
+  auto ws = scratch(c.workspace);
+  float const one = 1, zero = 0;
+  if (!ran(cudnnConvolutionForward(gpu::dnn(), &one, p.x, xs, p.w, elements<S>(wk), p.conv[forward_pass],
+                                   static_cast<cudnnConvolutionFwdAlgo_t>(c.algo), ws.data(), c.workspace, &zero, p.y,
+                                   ys),
+           p, forward_pass, "cudnnConvolutionForward"))
+    return false;
+  if constexpr (!same) result_to_float(ys, y_count, y, false);
+  return true;
+}
+
+/// dx += dL/dx: a float dx accumulates in place (beta = 1), a bf16 one through a scratch.
+template <class S>
+bool run_data_gradient(plan const& p, detail::conv2d_geometry const& g, float const* w, converted& dyc,
+                       float const* dy, float* dx) {
+  constexpr bool same = std::is_same_v<S, float>;
+  index_t const x_count = g.n * g.h * g.w * g.cin;
+  S const* dys = dyc.get<S>(dy, g.n * g.ho * g.wo * g.cout);
+  auto wk = krsc_weight<S>(g, w);
+  tensor<float, cuda> dx_hold;
+  if constexpr (!same) dx_hold = scratch(static_cast<std::size_t>(x_count) * sizeof(S));
+  S* dxs = same ? reinterpret_cast<S*>(dx) : elements<S>(dx_hold);
+  choice const& c = p.chosen[data_gradient];
+  auto ws = scratch(c.workspace);
+  float const one = 1, zero = 0;
+  if (!ran(cudnnConvolutionBackwardData(gpu::dnn(), &one, p.w, elements<S>(wk), p.y, dys, p.conv[data_gradient],
+                                        static_cast<cudnnConvolutionBwdDataAlgo_t>(c.algo), ws.data(), c.workspace,
+                                        same ? &one : &zero, p.x, dxs),
+           p, data_gradient, "cudnnConvolutionBackwardData"))
+    return false;
+  if constexpr (!same) result_to_float(dxs, x_count, dx, true);
+  return true;
+}
+
+/// dw += dL/dw, through a scratch in cuDNN's filter layout.
+template <class S>
+bool run_filter_gradient(plan const& p, detail::conv2d_geometry const& g, float const* x, converted& dyc,
+                         float const* dy, float* dw) {
+  converted xc;
+  S const* xs = xc.get<S>(x, g.n * g.h * g.w * g.cin);
+  S const* dys = dyc.get<S>(dy, g.n * g.ho * g.wo * g.cout);
+  index_t const count = g.cout * g.depth();
+  auto dwk = scratch(static_cast<std::size_t>(count) * sizeof(S));
+  choice const& c = p.chosen[filter_gradient];
+  auto ws = scratch(c.workspace);
+  float const one = 1, zero = 0;
+  if (!ran(cudnnConvolutionBackwardFilter(gpu::dnn(), &one, p.x, xs, p.y, dys, p.conv[filter_gradient],
+                                          static_cast<cudnnConvolutionBwdFilterAlgo_t>(c.algo), ws.data(),
+                                          c.workspace, &zero, p.w, elements<S>(dwk)),
+           p, filter_gradient, "cudnnConvolutionBackwardFilter"))
+    return false;
+  ARCNET_CUDA_KERNEL(gpu::blocks_for(count), gpu::block_threads, 0, gpu::stream(),
+                     cuda_kernels::conv2d_add_krsc_to_weight<S>)(elements<S>(dwk), g.depth(), g.cout, dw);
+  ARCNET_CUDA_LAUNCH_CHECK("conv2d_add_krsc_to_weight");
+  return true;
+}
+
+/// Runs one direction: on bf16 tensors in bf16 mode when cuDNN has an algorithm for them, else on
+/// float ones; false when neither ran. run(plan, bf16) runs it on a plan.
+template <class Run>
+bool run_direction(detail::conv2d_geometry const& g, std::size_t limit, direction d, Run const& run) {
+  if (precision::matmul() == precision::mode::bf16) {
+    plan const* p = plan_for(g, CUDNN_DATA_BFLOAT16, limit);
+    if (p && p->usable(d) && run(*p, true)) return true;
+  }
+  plan const* p = plan_for(g, CUDNN_DATA_FLOAT, limit);
+  return p && p->usable(d) && run(*p, false);
+}
+
+/// y = conv(x, w), assigned; false (nothing done) when cuDNN has no algorithm for g here.
+inline bool forward(detail::conv2d_geometry const& g, float const* x, float const* w, float* y, std::size_t limit) {
+  return run_direction(g, limit, forward_pass, [&](plan const& p, bool bf16) {
+    return bf16 ? run_forward<cuda_kernels::bf16>(p, g, x, w, y) : run_forward<float>(p, g, x, w, y);
+  });
+}
+
+/// dx += dL/dx and dw += dL/dw for those of them cuDNN can compute here; each one it computed is
+/// set to null, so the caller computes what is left.
+inline void backward(detail::conv2d_geometry const& g, float const* x, float const* w, float const* dy, float*& dx,
+                     float*& dw, std::size_t limit) {
+  converted dyc;  // dy's bf16 copy, made once for both directions
+  if (dx && run_direction(g, limit, data_gradient, [&](plan const& p, bool bf16) {
+        return bf16 ? run_data_gradient<cuda_kernels::bf16>(p, g, w, dyc, dy, dx)
+                    : run_data_gradient<float>(p, g, w, dyc, dy, dx);
+      }))
+    dx = nullptr;
+  if (dw && run_direction(g, limit, filter_gradient, [&](plan const& p, bool bf16) {
+        return bf16 ? run_filter_gradient<cuda_kernels::bf16>(p, g, x, dyc, dy, dw)
+                    : run_filter_gradient<float>(p, g, x, dyc, dy, dw);
+      }))
+    dw = nullptr;
+}
+
+}  // namespace cudnn_conv
+}  // namespace arcnet::ops
+
+#endif
