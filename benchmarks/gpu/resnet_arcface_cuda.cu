@@ -29,8 +29,9 @@ int main(int argc, char** argv) try {
   auto m = arcnet::gpu::memory_stats();
   std::printf("arcnet memory peak_in_use_mb=%.1f cached_mb=%.1f device_mallocs=%zu reuses=%zu\n",
               m.peak_in_use / 1048576.0, m.cached / 1048576.0, m.device_mallocs, m.reuses);
-  std::printf("arcnet conv=%s cudnn_calls=%llu\n", conv::name(conv::backend()),
-              static_cast<unsigned long long>(conv::cudnn_runs()));
+  std::printf("arcnet conv=%s cudnn_calls=%llu cudnn_refusals=%llu\n", conv::name(conv::backend()),
+              static_cast<unsigned long long>(conv::cudnn_runs()),
+              static_cast<unsigned long long>(conv::cudnn_refusals()));
   return rc;
 } catch (arcnet::error const& e) {
   std::fprintf(stderr, "%s\n", e.what());

@@ -350,15 +350,37 @@ inline cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(cudnnHan
   return cudnnGetConvolutionForwardAlgorithmMaxCount(h, count);
 }
 
+namespace arcnet_emu {
+namespace dnn {
+/// The heuristics' ranked list and the workspace query, for the descriptors in (x, w, conv, y)
+/// order whatever the direction.
+template <class Algo>
+cudnnStatus_t heuristics(cudnnHandle_t h, cudnnTensorDescriptor_t x, cudnnFilterDescriptor_t w,
+                         cudnnConvolutionDescriptor_t conv, cudnnTensorDescriptor_t y, int requested, int* returned,
+                         arcnet_emu_algo_perf<Algo>* perf) {
+  problem pb{};
+  if (!h) return CUDNN_STATUS_NOT_INITIALIZED;
+  if (cudnnStatus_t s = describe(x, w, conv, y, &pb)) return s;
+  return ranked(conv, requested, returned, perf);
+}
+inline cudnnStatus_t workspace_size(cudnnHandle_t h, cudnnTensorDescriptor_t x, cudnnFilterDescriptor_t w,
+                                    cudnnConvolutionDescriptor_t conv, cudnnTensorDescriptor_t y, int algo,
+                                    std::size_t* bytes) {
+  problem pb{};
+  if (!h) return CUDNN_STATUS_NOT_INITIALIZED;
+  if (cudnnStatus_t s = describe(x, w, conv, y, &pb)) return s;
+  *bytes = pb.workspace(algo);
+  return CUDNN_STATUS_SUCCESS;
+}
+}  // namespace dnn
+}  // namespace arcnet_emu
+
 inline cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t h, cudnnTensorDescriptor_t x,
                                                             cudnnFilterDescriptor_t w,
                                                             cudnnConvolutionDescriptor_t conv,
                                                             cudnnTensorDescriptor_t y, int requested, int* returned,
                                                             cudnnConvolutionFwdAlgoPerf_t* perf) {
-  arcnet_emu::dnn::problem pb{};
-  if (!h) return CUDNN_STATUS_NOT_INITIALIZED;
-  if (cudnnStatus_t s = arcnet_emu::dnn::describe(x, w, conv, y, &pb)) return s;
-  return arcnet_emu::dnn::ranked(conv, requested, returned, perf);
+  return arcnet_emu::dnn::heuristics(h, x, w, conv, y, requested, returned, perf);
 }
 inline cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnnHandle_t h, cudnnFilterDescriptor_t w,
                                                                  cudnnTensorDescriptor_t dy,
@@ -366,10 +388,7 @@ inline cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnnHandle_t h
                                                                  cudnnTensorDescriptor_t dx, int requested,
                                                                  int* returned,
                                                                  cudnnConvolutionBwdDataAlgoPerf_t* perf) {
-  arcnet_emu::dnn::problem pb{};
-  if (!h) return CUDNN_STATUS_NOT_INITIALIZED;
-  if (cudnnStatus_t s = arcnet_emu::dnn::describe(dx, w, conv, dy, &pb)) return s;
-  return arcnet_emu::dnn::ranked(conv, requested, returned, perf);
+  return arcnet_emu::dnn::heuristics(h, dx, w, conv, dy, requested, returned, perf);
 }
 inline cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnnHandle_t h, cudnnTensorDescriptor_t x,
                                                                    cudnnTensorDescriptor_t dy,
@@ -377,10 +396,7 @@ inline cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnnHandle_t
                                                                    cudnnFilterDescriptor_t dw, int requested,
                                                                    int* returned,
                                                                    cudnnConvolutionBwdFilterAlgoPerf_t* perf) {
-  arcnet_emu::dnn::problem pb{};
-  if (!h) return CUDNN_STATUS_NOT_INITIALIZED;
-  if (cudnnStatus_t s = arcnet_emu::dnn::describe(x, dw, conv, dy, &pb)) return s;
-  return arcnet_emu::dnn::ranked(conv, requested, returned, perf);
+  return arcnet_emu::dnn::heuristics(h, x, dw, conv, dy, requested, returned, perf);
 }
 
 inline cudnnStatus_t cudnnGetConvolutionForwardWorkspaceSize(cudnnHandle_t h, cudnnTensorDescriptor_t x,
@@ -388,11 +404,7 @@ inline cudnnStatus_t cudnnGetConvolutionForwardWorkspaceSize(cudnnHandle_t h, cu
                                                              cudnnConvolutionDescriptor_t conv,
                                                              cudnnTensorDescriptor_t y, cudnnConvolutionFwdAlgo_t algo,
                                                              std::size_t* bytes) {
-  arcnet_emu::dnn::problem pb{};
-  if (!h) return CUDNN_STATUS_NOT_INITIALIZED;
-  if (cudnnStatus_t s = arcnet_emu::dnn::describe(x, w, conv, y, &pb)) return s;
-  *bytes = pb.workspace(algo);
-  return CUDNN_STATUS_SUCCESS;
+  return arcnet_emu::dnn::workspace_size(h, x, w, conv, y, algo, bytes);
 }
 inline cudnnStatus_t cudnnGetConvolutionBackwardDataWorkspaceSize(cudnnHandle_t h, cudnnFilterDescriptor_t w,
                                                                   cudnnTensorDescriptor_t dy,
@@ -400,11 +412,7 @@ inline cudnnStatus_t cudnnGetConvolutionBackwardDataWorkspaceSize(cudnnHandle_t 
                                                                   cudnnTensorDescriptor_t dx,
                                                                   cudnnConvolutionBwdDataAlgo_t algo,
                                                                   std::size_t* bytes) {
-  arcnet_emu::dnn::problem pb{};
-  if (!h) return CUDNN_STATUS_NOT_INITIALIZED;
-  if (cudnnStatus_t s = arcnet_emu::dnn::describe(dx, w, conv, dy, &pb)) return s;
-  *bytes = pb.workspace(algo);
-  return CUDNN_STATUS_SUCCESS;
+  return arcnet_emu::dnn::workspace_size(h, dx, w, conv, dy, algo, bytes);
 }
 inline cudnnStatus_t cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnnHandle_t h, cudnnTensorDescriptor_t x,
                                                                     cudnnTensorDescriptor_t dy,
@@ -412,30 +420,56 @@ inline cudnnStatus_t cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnnHandle_
                                                                     cudnnFilterDescriptor_t dw,
                                                                     cudnnConvolutionBwdFilterAlgo_t algo,
                                                                     std::size_t* bytes) {
-  arcnet_emu::dnn::problem pb{};
+  return arcnet_emu::dnn::workspace_size(h, x, dw, conv, dy, algo, bytes);
+}
+
+namespace arcnet_emu {
+namespace dnn {
+/// One convolution call: `out` is y (forward), x (data gradient) or w (filter gradient), the two
+/// other operands are read.
+enum class output { y, x, w };
+inline cudnnStatus_t convolve(cudnnHandle_t h, output kind, void const* alpha, void const* beta,
+                              cudnnTensorDescriptor_t xd, void const* x, cudnnFilterDescriptor_t wd, void const* w,
+                              cudnnConvolutionDescriptor_t conv, cudnnTensorDescriptor_t yd, void const* y, void* out,
+                              int algo, void* workspace, std::size_t workspace_bytes) {
+  problem pb{};
   if (!h) return CUDNN_STATUS_NOT_INITIALIZED;
-  if (cudnnStatus_t s = arcnet_emu::dnn::describe(x, dw, conv, dy, &pb)) return s;
-  *bytes = pb.workspace(algo);
+  if (cudnnStatus_t s = describe(xd, wd, conv, yd, &pb)) return s;
+  void const* const xp = kind == output::x ? out : x;
+  void const* const wp = kind == output::w ? out : w;
+  void const* const yp = kind == output::y ? out : y;
+  if (cudnnStatus_t s = check_run(pb, algo, workspace, workspace_bytes, xp, wp, yp)) return s;
+  std::vector<double> xv, wv, yv;
+  if (kind != output::x) xv = operand(pb, x, pb.x_count());
+  if (kind != output::w) wv = operand(pb, w, pb.w_count());
+  if (kind != output::y) yv = operand(pb, y, pb.y_count());
+  std::vector<double> r(kind == output::x ? pb.x_count() : kind == output::w ? pb.w_count() : pb.y_count(), 0.0);
+  for_each_product(pb, [&](std::size_t xi, std::size_t wi, std::size_t yi) {
+    switch (kind) {
+      case output::y:
+        for (int c = 0; c < pb.c; ++c) r[yi] += xv[xi + c] * wv[wi + c];
+        break;
+      case output::x:
+        for (int c = 0; c < pb.c; ++c) r[xi + c] += yv[yi] * wv[wi + c];
+        break;
+      case output::w:
+        for (int c = 0; c < pb.c; ++c) r[wi + c] += yv[yi] * xv[xi + c];
+        break;
+    }
+  });
+  blend(pb, r, alpha, beta, out, algo);
   return CUDNN_STATUS_SUCCESS;
 }
+}  // namespace dnn
+}  // namespace arcnet_emu
 
 inline cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, void const* alpha, cudnnTensorDescriptor_t xd,
                                              void const* x, cudnnFilterDescriptor_t wd, void const* w,
                                              cudnnConvolutionDescriptor_t conv, cudnnConvolutionFwdAlgo_t algo,
                                              void* workspace, std::size_t workspace_bytes, void const* beta,
                                              cudnnTensorDescriptor_t yd, void* y) {
-  using namespace arcnet_emu::dnn;
-  problem pb{};
-  if (!h) return CUDNN_STATUS_NOT_INITIALIZED;
-  if (cudnnStatus_t s = describe(xd, wd, conv, yd, &pb)) return s;
-  if (cudnnStatus_t s = check_run(pb, algo, workspace, workspace_bytes, x, w, y)) return s;
-  auto const xv = operand(pb, x, pb.x_count()), wv = operand(pb, w, pb.w_count());
-  std::vector<double> out(pb.y_count(), 0.0);
-  for_each_product(pb, [&](std::size_t xi, std::size_t wi, std::size_t yi) {
-    for (int c = 0; c < pb.c; ++c) out[yi] += xv[xi + c] * wv[wi + c];
-  });
-  blend(pb, out, alpha, beta, y, algo);
-  return CUDNN_STATUS_SUCCESS;
+  return arcnet_emu::dnn::convolve(h, arcnet_emu::dnn::output::y, alpha, beta, xd, x, wd, w, conv, yd, nullptr, y,
+                                   algo, workspace, workspace_bytes);
 }
 inline cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, void const* alpha, cudnnFilterDescriptor_t wd,
                                                   void const* w, cudnnTensorDescriptor_t dyd, void const* dy,
@@ -443,18 +477,8 @@ inline cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, void const* a
                                                   cudnnConvolutionBwdDataAlgo_t algo, void* workspace,
                                                   std::size_t workspace_bytes, void const* beta,
                                                   cudnnTensorDescriptor_t dxd, void* dx) {
-  using namespace arcnet_emu::dnn;
-  problem pb{};
-  if (!h) return CUDNN_STATUS_NOT_INITIALIZED;
-  if (cudnnStatus_t s = describe(dxd, wd, conv, dyd, &pb)) return s;
-  if (cudnnStatus_t s = check_run(pb, algo, workspace, workspace_bytes, dx, w, dy)) return s;
-  auto const wv = operand(pb, w, pb.w_count()), dyv = operand(pb, dy, pb.y_count());
-  std::vector<double> out(pb.x_count(), 0.0);
-  for_each_product(pb, [&](std::size_t xi, std::size_t wi, std::size_t yi) {
-    for (int c = 0; c < pb.c; ++c) out[xi + c] += dyv[yi] * wv[wi + c];
-  });
-  blend(pb, out, alpha, beta, dx, algo);
-  return CUDNN_STATUS_SUCCESS;
+  return arcnet_emu::dnn::convolve(h, arcnet_emu::dnn::output::x, alpha, beta, dxd, nullptr, wd, w, conv, dyd, dy, dx,
+                                   algo, workspace, workspace_bytes);
 }
 inline cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, void const* alpha, cudnnTensorDescriptor_t xd,
                                                     void const* x, cudnnTensorDescriptor_t dyd, void const* dy,
@@ -462,16 +486,6 @@ inline cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, void const*
                                                     cudnnConvolutionBwdFilterAlgo_t algo, void* workspace,
                                                     std::size_t workspace_bytes, void const* beta,
                                                     cudnnFilterDescriptor_t dwd, void* dw) {
-  using namespace arcnet_emu::dnn;
-  problem pb{};
-  if (!h) return CUDNN_STATUS_NOT_INITIALIZED;
-  if (cudnnStatus_t s = describe(xd, dwd, conv, dyd, &pb)) return s;
-  if (cudnnStatus_t s = check_run(pb, algo, workspace, workspace_bytes, x, dw, dy)) return s;
-  auto const xv = operand(pb, x, pb.x_count()), dyv = operand(pb, dy, pb.y_count());
-  std::vector<double> out(pb.w_count(), 0.0);
-  for_each_product(pb, [&](std::size_t xi, std::size_t wi, std::size_t yi) {
-    for (int c = 0; c < pb.c; ++c) out[wi + c] += dyv[yi] * xv[xi + c];
-  });
-  blend(pb, out, alpha, beta, dw, algo);
-  return CUDNN_STATUS_SUCCESS;
+  return arcnet_emu::dnn::convolve(h, arcnet_emu::dnn::output::w, alpha, beta, xd, x, dwd, nullptr, conv, dyd, dy, dw,
+                                   algo, workspace, workspace_bytes);
 }
