@@ -95,12 +95,12 @@ TEST_CASE("io detail: half and bfloat16 conversions are exact and round to neare
   CHECK(io_float_to_half(65520.0f) == 0x7c00);
   CHECK(io_float_to_half(std::ldexp(1.0f, -25)) == 0x0000);                          // ties to even (zero)
   CHECK(io_float_to_half(std::ldexp(3.0f, -25)) == 0x0002);                          // 1.5 ulp -> 2
-  CHECK(io_bfloat16_to_float(0x3f80) == 1.0f);
-  CHECK(io_bfloat16_to_float(0x0001) == safetensors_test::bits_to_float(0x00010000u));
-  CHECK(io_float_to_bfloat16(safetensors_test::bits_to_float(0x3f808000u)) == 0x3f80);  // tie -> even
-  CHECK(io_float_to_bfloat16(safetensors_test::bits_to_float(0x3f818000u)) == 0x3f82);
-  CHECK(io_float_to_bfloat16(safetensors_test::bits_to_float(0x3f808001u)) == 0x3f81);
-  CHECK(std::isnan(io_bfloat16_to_float(io_float_to_bfloat16(std::numeric_limits<float>::quiet_NaN()))));
+  CHECK(bfloat16_to_float(0x3f80) == 1.0f);
+  CHECK(bfloat16_to_float(0x0001) == safetensors_test::bits_to_float(0x00010000u));
+  CHECK(float_to_bfloat16(safetensors_test::bits_to_float(0x3f808000u)) == 0x3f80);  // tie -> even
+  CHECK(float_to_bfloat16(safetensors_test::bits_to_float(0x3f818000u)) == 0x3f82);
+  CHECK(float_to_bfloat16(safetensors_test::bits_to_float(0x3f808001u)) == 0x3f81);
+  CHECK(std::isnan(bfloat16_to_float(float_to_bfloat16(std::numeric_limits<float>::quiet_NaN()))));
   CHECK(detail::io_crc32(reinterpret_cast<unsigned char const*>("123456789"), 9) == 0xcbf43926u);
 }
 

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "arcnet/core/bfloat16.hpp"
 #include "arcnet/core/shape.hpp"
 #include "arcnet/io/detail/binary.hpp"
 
@@ -83,22 +84,6 @@ inline std::uint16_t io_float_to_half(float value) {
   }
   return static_cast<std::uint16_t>(out | (sign >> 16));
 }
-/// bfloat16 -> float32, exact.
-inline float io_bfloat16_to_float(std::uint16_t b) {
-  std::uint32_t bits = static_cast<std::uint32_t>(b) << 16;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-/// float32 -> bfloat16, round to nearest even; NaN stays NaN.
-inline std::uint16_t io_float_to_bfloat16(float value) {
-  std::uint32_t f;
-  std::memcpy(&f, &value, 4);
-  if ((f & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((f >> 16) | 0x40u);
-  f += 0x7fffu + ((f >> 16) & 1u);
-  return static_cast<std::uint16_t>(f >> 16);
-}
-
 /// Element `i` of an array of type D at p (little-endian; byte-swapped first when `swap`).
 template <io_dtype D>
 float io_decode(unsigned char const* p, std::uint64_t i, bool swap) {
@@ -126,7 +111,7 @@ float io_decode(unsigned char const* p, std::uint64_t i, bool swap) {
   } else if constexpr (D == io_dtype::bf16) {
     std::uint16_t v;
     std::memcpy(&v, b, 2);
-    return io_bfloat16_to_float(v);
+    return bfloat16_to_float(v);
   } else if constexpr (D == io_dtype::i64) {
     std::int64_t v;
     std::memcpy(&v, b, 8);

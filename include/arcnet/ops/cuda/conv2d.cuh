@@ -165,12 +165,7 @@ struct conv2d_impl<cuda> {
   /// "gemm" or "cudnn" (the latter only when built with cuDNN); anything else is a config_error.
   static backend_kind parse_backend(std::string const& s) {
     if (s == "gemm") return backend_kind::gemm;
-    if (s == "cudnn") {
-      if (!cudnn_built())
-        arcnet::detail::raise<config_error>("conv2d backend 'cudnn': this build has no cuDNN (configure with cuDNN "
-                                            "at /usr/local/cuda, or choose 'gemm')");
-      return backend_kind::cudnn;
-    }
+    if (s == "cudnn") return require_cudnn();
     arcnet::detail::raise<config_error>("conv2d backend: expected gemm or cudnn, got '", s, "'");
   }
   static backend_kind backend() { return backend_setting(); }
@@ -190,10 +185,7 @@ struct conv2d_impl<cuda> {
     return 0;
 #endif
   }
-  static void set_backend(backend_kind b) {
-    if (b == backend_kind::cudnn) parse_backend("cudnn");  // refuses it without cuDNN
-    backend_setting() = b;
-  }
+  static void set_backend(backend_kind b) { backend_setting() = b == backend_kind::cudnn ? require_cudnn() : b; }
 
   /// y = conv(x, w) + bias (bias may be null), then max(y, 0) when relu; device pointers, NHWC /
   /// (KH, KW, Cin, Cout) row-major. Assigns y.
@@ -336,6 +328,13 @@ struct conv2d_impl<cuda> {
   }
 
  private:
+  /// backend_kind::cudnn, or a config_error when this build has no cuDNN.
+  static backend_kind require_cudnn() {
+    if (!cudnn_built())
+      arcnet::detail::raise<config_error>("conv2d backend 'cudnn': this build has no cuDNN (configure with cuDNN "
+                                          "at /usr/local/cuda, or choose 'gemm')");
+    return backend_kind::cudnn;
+  }
   static backend_kind& backend_setting() {
     static backend_kind b = [] {
       char const* env = std::getenv("ARCNET_CONV_BACKEND");

@@ -26,13 +26,13 @@
 #include <climits>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <type_traits>
 #include <vector>
 
+#include "arcnet/core/bfloat16.hpp"
 #include "arcnet/core/precision.hpp"
 #include "arcnet/core/tensor.hpp"
 
@@ -43,23 +43,10 @@ namespace cuda_kernels {
 struct bf16 {
   std::uint16_t bits;
 };
-/// f rounded to bf16, to nearest even (a NaN stays a NaN).
-__host__ __device__ inline bf16 to_bf16(float f) {
-  std::uint32_t u;
-  memcpy(&u, &f, sizeof u);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return bf16{static_cast<std::uint16_t>((u >> 16) | 0x40u)};
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return bf16{static_cast<std::uint16_t>(u >> 16)};
-}
-__host__ __device__ inline float to_float(bf16 b) {
-  std::uint32_t const u = std::uint32_t(b.bits) << 16;
-  float f;
-  memcpy(&f, &u, sizeof f);
-  return f;
-}
+__host__ __device__ inline float to_float(bf16 b) { return bfloat16_to_float(b.bits); }
 __host__ __device__ inline float to_float(float f) { return f; }
 __host__ __device__ inline void store(float& d, float f) { d = f; }
-__host__ __device__ inline void store(bf16& d, float f) { d = to_bf16(f); }
+__host__ __device__ inline void store(bf16& d, float f) { d.bits = float_to_bfloat16(f); }
 
 /// out (Cout, depth) = w (depth, Cout)^T as S: the weight (KH, KW, Cin, Cout) in cuDNN's NHWC
 /// filter layout (Cout, KH, KW, Cin).
@@ -253,19 +240,6 @@ S* elements(tensor<float, cuda>& t) {
   return reinterpret_cast<S*>(t.data());
 }
 
-/// `in` (n floats) as S: itself for float, else a converted copy held by `hold`.
-template <class S>
-S const* operand(float const* in, index_t n, tensor<float, cuda>& hold) {
-  if constexpr (std::is_same_v<S, float>) {
-    return in;
-  } else {
-    hold = scratch(static_cast<std::size_t>(n) * sizeof(S));
-    ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::conv2d_convert<S>)(
-        in, n, elements<S>(hold));
-    ARCNET_CUDA_LAUNCH_CHECK("conv2d_convert");
-    return elements<S>(hold);
-  }
-}
 /// out = (accumulate: out +) a result of n elements of S.
 template <class S>
 void result_to_float(S const* in, index_t n, float* out, bool accumulate) {
@@ -285,18 +259,20 @@ tensor<float, cuda> krsc_weight(detail::conv2d_geometry const& g, float const* w
   return out;
 }
 
-/// `in` converted to S once, on first use, for the directions that share it.
+/// `in` (n floats) as S: itself for float, else a copy converted on first use and kept for the
+/// directions that share it.
 struct converted {
   tensor<float, cuda> hold;
-  bool done = false;
   template <class S>
   S const* get(float const* in, index_t n) {
     if constexpr (std::is_same_v<S, float>) {
       return in;
     } else {
-      if (!done) {
-        operand<S>(in, n, hold);
-        done = true;
+      if (!hold.defined()) {
+        hold = scratch(static_cast<std::size_t>(n) * sizeof(S));
+        ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::conv2d_convert<S>)(
+            in, n, elements<S>(hold));
+        ARCNET_CUDA_LAUNCH_CHECK("conv2d_convert");
       }
       return elements<S>(hold);
     }
