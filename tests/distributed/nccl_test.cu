@@ -1,7 +1,10 @@
 // The NCCL path of data-parallel training (arcnet_nccl_test): nccl_communicator's collectives on
 // device buffers, and gradient_reducer<cuda> against values each rank can compute on its own.
 // An MPI + CUDA program with its own main, run as `mpirun -np N` with N <= the GPUs of the node
-// (ctest: N = 1); every expected value is written for any N. Without a CUDA device it exits
+// (ctest: N = 1); every expected value is written for any N. Started without a launcher it is
+// one rank whose host world is distributed::single_process (MPI is not initialised, so neither
+// mpirun nor OpenMPI's plugins need to be installed): NCCL's unique id is then made locally, and
+// the NCCL calls are the same. That is how the GPU machine, which has no mpirun, runs it. Without a CUDA device it exits
 // with 77 (skipped). As in arcnet_mpi_tests, rank 0 reports to the terminal and the other ranks
 // write arcnet_nccl_test.rank<N>.log, printed when they failed; the exit status is 1 when any
 // rank failed.
@@ -31,10 +34,10 @@ using namespace arcnet;
 
 namespace {
 
-distributed::mpi_communicator* the_world = nullptr;
+distributed::communicator* the_world = nullptr;
 distributed::nccl_communicator* the_gpus = nullptr;
 
-distributed::mpi_communicator& world() { return *the_world; }
+distributed::communicator& world() { return *the_world; }
 distributed::nccl_communicator& gpus() { return *the_gpus; }
 
 tensor<float, cuda> on_device(std::vector<float> const& v) {
@@ -193,7 +196,11 @@ TEST_CASE("gradient_reducer<cuda>: W ranks x B samples give the gradients of one
 }
 
 int main(int argc, char** argv) {
-  distributed::mpi_communicator mpi;
+  // Under mpirun (or another launcher): MPI. Alone: a world of one, without MPI.
+  std::unique_ptr<distributed::communicator> world_owner;
+  if (distributed::launched_world_size() > 0) world_owner = std::make_unique<distributed::mpi_communicator>();
+  else world_owner = std::make_unique<distributed::single_process>();
+  auto& mpi = *world_owner;
   mpi.set_timeout(std::chrono::seconds(60));
   the_world = &mpi;
   if (!cuda_device_available()) {
@@ -205,8 +212,8 @@ int main(int argc, char** argv) {
     distributed::nccl_communicator nccl(mpi);  // sets this rank's device
     the_gpus = &nccl;
     if (mpi.rank() == 0)
-      std::printf("arcnet_nccl_test: %s, %d rank(s), rank 0 on device %d\n", nccl.name().c_str(), mpi.size(),
-                  nccl.device());
+      std::printf("arcnet_nccl_test: %s, %d rank(s) (host world: %s), rank 0 on device %d\n", nccl.name().c_str(),
+                  mpi.size(), mpi.name().c_str(), nccl.device());
     Catch::Session session;
     if (int rc = session.applyCommandLine(argc, argv); rc != 0) return rc;
     std::string const log = "arcnet_nccl_test.rank" + std::to_string(mpi.rank()) + ".log";
