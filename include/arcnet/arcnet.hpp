@@ -20,6 +20,7 @@
 
 #include "arcnet/ops/activation.hpp"
 #include "arcnet/ops/batch_norm.hpp"
+#include "arcnet/ops/cast.hpp"
 #include "arcnet/ops/conv2d.hpp"
 #include "arcnet/ops/elementwise.hpp"
 #include "arcnet/ops/loss.hpp"

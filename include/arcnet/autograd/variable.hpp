@@ -6,6 +6,7 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "arcnet/autograd/backward.hpp"
 #include "arcnet/autograd/no_grad.hpp"
@@ -91,7 +92,7 @@ class variable {
       // accumulating into an existing gradient of the root: add
       if constexpr (std::is_same_v<Device, cpu>) {
         T* g = i.grad.data();
-        for (index_t k = 0; k < seed.numel(); ++k) g[k] += seed.data()[k];
+        for (index_t k = 0; k < seed.numel(); ++k) g[k] = element_add(g[k], seed.data()[k]);
       } else {
 #if defined(__CUDACC__)
         gpu::add(i.grad.data(), seed.data(), seed.numel());
@@ -130,12 +131,14 @@ bool needs_grad(V const&... inputs) {
 ///
 ///   auto y = autograd::make_op("square", x.value() * x.value(), {x}, [x](auto const& dy) mutable {
 ///     if (x.requires_grad()) x.grad_for_accumulate() += 2 * x.value() * dy; });
+namespace detail_op {
+/// make_op's body over type-erased inputs (null for an undefined one).
 template <class T, class D, class Backward>
-variable<T, D> make_op(char const* name, tensor<T, D> value, std::initializer_list<variable<T, D>> inputs,
-                       Backward backward) {
+variable<T, D> record(char const* name, tensor<T, D> value, std::vector<std::shared_ptr<value_node>> inputs,
+                      Backward backward) {
   bool record = false;
   if (grad_enabled())
-    for (auto const& in : inputs) record = record || (in.defined() && in.requires_grad());
+    for (auto const& in : inputs) record = record || (in && in->requires_grad);
   variable<T, D> out(std::move(value), false);
   if (!record) return out;
   auto& impl = *out.impl();
@@ -143,12 +146,31 @@ variable<T, D> make_op(char const* name, tensor<T, D> value, std::initializer_li
   impl.is_leaf = false;
   auto n = std::make_shared<node>();
   n->name = name;
-  for (auto const& in : inputs)
-    if (in.defined()) n->inputs.push_back(in.impl());
+  for (auto& in : inputs)
+    if (in) n->inputs.push_back(std::move(in));
   auto* out_raw = &impl;  // the output owns the node, so this pointer outlives every call of apply
   n->apply = [out_raw, bw = std::move(backward)]() mutable { bw(static_cast<tensor<T, D> const&>(out_raw->grad)); };
   impl.grad_fn = std::move(n);
   return out;
+}
+}  // namespace detail_op
+
+template <class T, class D, class Backward>
+variable<T, D> make_op(char const* name, tensor<T, D> value, std::initializer_list<variable<T, D>> inputs,
+                       Backward backward) {
+  std::vector<std::shared_ptr<value_node>> nodes;
+  nodes.reserve(inputs.size());
+  for (auto const& in : inputs) nodes.push_back(in.defined() ? in.impl() : nullptr);
+  return detail_op::record(name, std::move(value), std::move(nodes), std::move(backward));
+}
+
+/// make_op for an op whose inputs hold other element types than its output (ops::cast, and the
+/// ops that read bf16 activations with fp32 parameters): inputs of any types, after the closure.
+template <class T, class D, class Backward, class... Inputs>
+variable<T, D> make_mixed_op(char const* name, tensor<T, D> value, Backward backward, Inputs const&... inputs) {
+  std::vector<std::shared_ptr<value_node>> nodes{(inputs.defined() ? std::shared_ptr<value_node>(inputs.impl())
+                                                                   : std::shared_ptr<value_node>())...};
+  return detail_op::record(name, std::move(value), std::move(nodes), std::move(backward));
 }
 
 }  // namespace autograd

@@ -7,6 +7,7 @@
 // so a block the allocator hands out again after a tensor died is safe to reuse at once (every
 // kernel that still reads the old tensor is ahead of the new writer on the same stream). Host
 // code waits only where it reads results back (to<cpu>(), item()) or calls gpu::synchronize().
+#include "arcnet/core/bfloat16.hpp"
 #include "arcnet/core/error.hpp"
 #include "arcnet/core/shape.hpp"
 
@@ -248,7 +249,7 @@ __global__ void fill(T* p, index_t n, T value) {
 template <class T>
 __global__ void add(T* dst, T const* src, index_t n) {
   for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < n; i += index_t(gridDim.x) * blockDim.x)
-    dst[i] += src[i];
+    dst[i] = element_add(dst[i], src[i]);
 }
 template <class T>
 __global__ void add_scalar(T* dst, index_t n, T value) {

@@ -7,6 +7,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "arcnet/core/bfloat16.hpp"
 #include "arcnet/core/device.hpp"
 #include "arcnet/core/error.hpp"
 #include "arcnet/core/shape.hpp"
@@ -17,7 +18,7 @@ namespace arcnet {
 template <class T, class Device = cpu>
 class tensor {
   static_assert(is_device_v<Device>, "arcnet::tensor<T, Device>: Device must be arcnet::cpu or arcnet::cuda");
-  static_assert(std::is_arithmetic_v<T>, "arcnet::tensor<T, Device>: T must be an arithmetic type");
+  static_assert(is_element_type_v<T>, "arcnet::tensor<T, Device>: T must be an arithmetic type or arcnet::bfloat16");
 
  public:
   using value_type = T;
@@ -130,14 +131,15 @@ class tensor {
   template <class D2>
   tensor<T, D2> to() const;
 
-  /// Element-wise conversion to another type on the same device (CPU).
+  /// Element-wise conversion to another type on the same device (CPU; ops::cast converts on
+  /// either device and is differentiable).
   template <class U>
   tensor<U, Device> cast() const {
-    static_assert(std::is_same_v<Device, cpu>, "tensor::cast is implemented on the CPU");
+    static_assert(std::is_same_v<Device, cpu>, "tensor::cast is implemented on the CPU; use ops::cast_forward");
     auto t = tensor<U, Device>::uninitialized(shape_);
     T const* src = data();
     U* dst = t.data();
-    for (index_t i = 0; i < numel(); ++i) dst[i] = static_cast<U>(src[i]);
+    for (index_t i = 0; i < numel(); ++i) dst[i] = convert<U>(src[i]);
     return t;
   }
 
