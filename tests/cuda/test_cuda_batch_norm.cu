@@ -9,6 +9,7 @@
 
 #include <arcnet/ops/activation.hpp>
 #include <arcnet/ops/batch_norm.hpp>
+#include <arcnet/ops/cast.hpp>
 
 #include <cstdint>
 #include <vector>
@@ -234,4 +235,63 @@ TEST_CASE("cuda batch_norm: bad input on the cuda tag throws arcnet::error", "[c
   auto bad_weight = random_tensor<float>(shape{3}, 2).to<cuda>();
   auto x2 = random_tensor<float>(shape{5, 4}, 3).to<cuda>();
   CHECK_THROWS_AS(ops::batch_norm_forward(x2, bad_weight, none, none, none, o, mean, invstd), arcnet::error);
+}
+
+TEST_CASE("cuda batch_norm on bf16 activations with float parameters: the float result rounded once",
+          "[cuda][batch_norm]") {
+  ARCNET_REQUIRE_CUDA_DEVICE();
+  using cuda_bn_test::to_device;
+  auto as_bf16 = [](tensor<float, cpu> const& t) { return ops::cast_forward<bfloat16>(t); };
+  // |got - want| within one rounding to bf16 (half an ulp: 2^-8 relative) and float noise: the
+  // statistics are summed in double from the same bf16 values on both sides.
+  auto check_rounded_once = [](tensor<float, cpu> const& want, tensor<bfloat16, cuda> const& got, char const* what,
+                               bool exact = false) {
+    INFO(what);
+    auto g = ops::cast_forward<float>(got).to<cpu>();
+    REQUIRE(g.shape() == want.shape());
+    std::size_t off = 0;
+    double worst = 0;
+    for (index_t i = 0; i < want.numel(); ++i) {
+      double const e = want[i], d = std::abs(double(g[i]) - e);
+      worst = std::max(worst, d / std::max(std::abs(e), 1e-3));
+      off += d > std::abs(e) * 0x1p-8 * 1.01 + 1e-5;
+    }
+    CHECK(off == 0);
+    if (exact) CHECK(worst == 0);
+    else CHECK(worst > 0);  // really rounded: bf16 outputs cannot all equal the float ones
+  };
+  for (shape const& s : {shape{2, 5, 6, 33}, shape{64, 14, 14, 64}}) {
+    for (bool relu : {false, true})
+      for (bool add : {false, true}) {
+        INFO("shape " << s << (relu ? ", relu" : "") << (add ? ", residual" : ""));
+        cuda_bn_test::inputs<float> in(s, 4200 + s.numel() % 97);
+        auto xb = as_bf16(in.x), dyb = as_bf16(in.dy), rb = as_bf16(cuda_testing::random_tensor<float>(s, 4300));
+        ops::batch_norm_options o;
+        o.relu = relu;
+        // CPU reference in float on the bf16 values
+        auto rm = in.running_mean.clone(), rv = in.running_var.clone();
+        variable<float, cpu> x(xb.cast<float>(), true), w(in.weight, true), b(in.bias, true),
+            r(rb.cast<float>(), true);
+        auto y = add ? ops::batch_norm_add(x, w, b, rm, rv, r, o) : ops::batch_norm(x, w, b, rm, rv, o);
+        y.backward(dyb.cast<float>());
+        // the device: bf16 x, residual, output and gradients; float parameters and statistics
+        auto rm_d = to_device(in.running_mean), rv_d = to_device(in.running_var);
+        variable<bfloat16, cuda> xd(xb.to<cuda>(), true), rd(rb.to<cuda>(), true);
+        variable<float, cuda> wd(to_device(in.weight), true), bd(to_device(in.bias), true);
+        auto yd = add ? ops::batch_norm_add(xd, wd, bd, rm_d, rv_d, rd, o) : ops::batch_norm(xd, wd, bd, rm_d, rv_d, o);
+        static_assert(std::is_same_v<decltype(yd), variable<bfloat16, cuda>>);
+        yd.backward(dyb.to<cuda>());
+        check_rounded_once(y.value(), yd.value(), "output");
+        cuda_bn_test::check_close(rm, rm_d, "running mean");
+        cuda_bn_test::check_close(rv, rv_d, "running var");
+        cuda_bn_test::check_close(w.grad(), wd.grad(), "d weight (float, from bf16 dy and x)");
+        cuda_bn_test::check_close(b.grad(), bd.grad(), "d bias");
+        // dx's terms cancel (dy - mean(dy) - ...): compared at the scale of the whole tensor
+        auto dx = ops::cast_forward<float>(xd.grad());
+        double scale = 1e-3;
+        for (index_t i = 0; i < x.grad().numel(); ++i) scale = std::max(scale, double(std::abs(x.grad()[i])));
+        CHECK(cuda_testing::max_difference(x.grad(), dx, scale) <= 1e-2);
+        if (add) check_rounded_once(r.grad(), rd.grad(), "residual gradient: dy (masked), exactly", true);
+      }
+  }
 }

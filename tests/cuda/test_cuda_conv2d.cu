@@ -11,6 +11,7 @@
 #include "cuda/cuda_test_util.hpp"
 
 #include <arcnet/core/precision.hpp>
+#include <arcnet/ops/cast.hpp>
 #include <arcnet/ops/conv2d.hpp>
 
 #include <cstddef>
@@ -247,6 +248,73 @@ TEST_CASE("cuda conv2d: tf32 and bf16 modes stay near the CPU on both backends",
   }
 }
 
+TEST_CASE("cuda conv2d on bf16 tensors: fp32 accumulation of bf16 operands, on both backends", "[cuda][conv2d]") {
+  ARCNET_REQUIRE_CUDA_DEVICE();
+  using impl = cuda_conv_test::conv_impl;
+  // pointwise (one bf16 GEMM), strided 1x1, 3x3 s1 and s2, the stem's 7x7 s2, with and without bias
+  std::vector<cuda_conv_test::conv_case> const cases = {
+      {shape{2, 6, 5, 48}, 1, 1, 40, {}, true},
+      {shape{2, 8, 8, 64}, 1, 1, 48, {2, 2}, false},
+      {shape{2, 10, 9, 64}, 3, 3, 32, {1, 1, 1, 1}, true},
+      {shape{2, 9, 8, 32}, 3, 3, 16, {2, 2, 1, 1}, false},
+      {shape{2, 15, 13, 3}, 7, 7, 16, {2, 2, 3, 3}, false},
+  };
+  // Every operand is a bf16 value, so the CPU's float result from the same values is the exact
+  // product up to float rounding; the device's error is its bf16 output (2^-9 relative) plus
+  // the order of its fp32 sums.
+  auto as_bf16 = [](tensor<float, cpu> const& t) { return ops::cast_forward<bfloat16>(t); };
+  std::uint64_t seed = 9100;
+  for (auto const& c : cases) {
+    auto x = as_bf16(cuda_testing::random_tensor<float>(c.x, seed += 10));
+    auto w = as_bf16(cuda_testing::random_tensor<float>(shape{c.kh, c.kw, c.x[3], c.cout}, seed + 1));
+    auto b = c.bias ? as_bf16(cuda_testing::random_tensor<float>(shape{c.cout}, seed + 2)) : tensor<bfloat16, cpu>();
+    auto xf = x.cast<float>(), wf = w.cast<float>(), bf = c.bias ? b.cast<float>() : tensor<float, cpu>();
+    auto g = detail::conv2d_geometry_of("test", xf, wf, c.o);
+    shape const ys{g.n, g.ho, g.wo, g.cout};
+    auto dy = as_bf16(cuda_testing::random_tensor<float>(ys, seed + 3));
+    auto dx0 = as_bf16(cuda_testing::random_tensor<float>(c.x, seed + 4));  // gradients accumulate
+    auto dw0 = as_bf16(cuda_testing::random_tensor<float>(wf.shape(), seed + 5));
+    auto y = ops::conv2d_forward(xf, wf, bf, c.o);
+    auto dx = dx0.cast<float>(), dw = dw0.cast<float>();
+    tensor<float, cpu> db(shape{c.cout});
+    ops::conv2d_backward(xf, wf, dy.cast<float>(), c.o, &dx, &dw, c.bias ? &db : nullptr);
+
+    auto xd = x.to<cuda>(), wd = w.to<cuda>(), dyd = dy.to<cuda>();
+    auto bd = c.bias ? b.to<cuda>() : tensor<bfloat16, cuda>();
+    index_t const row_bytes = g.depth() * index_t(sizeof(bfloat16));
+    for (auto backend : cuda_conv_test::backends())
+      for (index_t budget_rows : {index_t(0), index_t(37)}) {  // one chunk; many, parts of images
+        INFO("x " << c.x << ", kernel " << c.kh << "x" << c.kw << ", backend " << impl::name(backend)
+                  << ", column budget of " << budget_rows << " rows");
+        cuda_conv_test::backend_scope use(backend);
+        cuda_conv_test::budget_scope budget(static_cast<std::size_t>(budget_rows * row_bytes));
+        std::uint64_t const before = impl::cudnn_runs();
+        auto yd = ops::conv2d_forward(xd, wd, bd, c.o);
+        static_assert(std::is_same_v<decltype(yd), tensor<bfloat16, cuda>>);
+        auto dxd = dx0.to<cuda>(), dwd = dw0.to<cuda>();
+        tensor<bfloat16, cuda> dbd(shape{c.cout});
+        ops::conv2d_backward(xd, wd, dyd, c.o, &dxd, &dwd, c.bias ? &dbd : nullptr);
+        bool const on_cudnn = backend == impl::backend_kind::cudnn && !g.is_pointwise();
+        CHECK(impl::cudnn_runs() - before == (on_cudnn ? 3u : 0u));  // no fallback to float plans
+        CHECK(cuda_conv_test::scaled_difference(y, ops::cast_forward<float>(yd)) <= 1e-2);
+        CHECK(cuda_conv_test::scaled_difference(dx, ops::cast_forward<float>(dxd)) <= 1e-2);
+        CHECK(cuda_conv_test::scaled_difference(dw, ops::cast_forward<float>(dwd)) <= 1e-2);
+        if (c.bias) CHECK(cuda_conv_test::scaled_difference(db, ops::cast_forward<float>(dbd)) <= 1e-2);
+        // the rounding is bf16's, not a sign of a wrong index: far above fp32's, far below a wrong tap's
+        CHECK(cuda_conv_test::scaled_difference(y, ops::cast_forward<float>(yd)) > 1e-5);
+      }
+    // the differentiable form, with the weight kept in fp32 and cast per use (as a layer does)
+    variable<float, cuda> wv(wf.to<cuda>(), true);
+    variable<bfloat16, cuda> xv(xd, true);
+    auto out = ops::conv2d(xv, ops::cast<bfloat16>(wv), variable<bfloat16, cuda>(), c.o);
+    ops::cast<float>(out).backward(dy.cast<float>().to<cuda>());
+    tensor<float, cpu> dx1(c.x), dw1(wf.shape());
+    ops::conv2d_backward(xf, wf, dy.cast<float>(), c.o, &dx1, &dw1, nullptr);
+    CHECK(cuda_conv_test::scaled_difference(dw1, wv.grad()) <= 1e-2);
+    CHECK(cuda_conv_test::scaled_difference(dx1, ops::cast_forward<float>(xv.grad())) <= 1e-2);
+  }
+}
+
 #if defined(ARCNET_CUDA_EMULATOR)
 TEST_CASE("cuda conv2d: a call cuDNN turns down runs on im2col, and so does that direction from then on",
           "[cuda][conv2d]") {
@@ -277,6 +345,29 @@ TEST_CASE("cuda conv2d: a call cuDNN turns down runs on im2col, and so does that
   CHECK(impl::cudnn_refusals() - refusals == 2);
   CHECK(impl::cudnn_runs() - runs == 1);
   CHECK(arcnet_emu::dnn::refuse_calls() == 0);
+
+  // bf16 tensors (another geometry: the float plans above stay on im2col): a call on bf16 tensors
+  // that cuDNN turns down runs on float copies of them
+  auto xb = ops::cast_forward<bfloat16>(cuda_testing::random_tensor<float>(shape{2, 9, 7, 6}, 84));
+  auto wb = ops::cast_forward<bfloat16>(w);
+  auto dyb = ops::cast_forward<bfloat16>(cuda_testing::random_tensor<float>(shape{2, 9, 7, 5}, 85));
+  auto yb = ops::conv2d_forward(xb.cast<float>(), wb.cast<float>(), tensor<float, cpu>(), o);
+  tensor<float, cpu> dxb(xb.shape()), dwb(w.shape());
+  ops::conv2d_backward(xb.cast<float>(), wb.cast<float>(), dyb.cast<float>(), o, &dxb, &dwb, nullptr);
+  auto xbd = xb.to<cuda>(), wbd = wb.to<cuda>(), dybd = dyb.to<cuda>();
+  std::uint64_t const runs_b = impl::cudnn_runs(), refusals_b = impl::cudnn_refusals();
+  tensor<bfloat16, cuda> dxbd(xb.shape()), dwbd(w.shape());
+  arcnet_emu::dnn::refuse_calls() = 1;  // each direction's bf16 call in turn
+  auto ybd = ops::conv2d_forward(xbd, wbd, tensor<bfloat16, cuda>(), o);
+  arcnet_emu::dnn::refuse_calls() = 1;
+  ops::conv2d_backward(xbd, wbd, dybd, o, &dxbd, nullptr, nullptr);
+  arcnet_emu::dnn::refuse_calls() = 1;
+  ops::conv2d_backward(xbd, wbd, dybd, o, nullptr, &dwbd, nullptr);
+  CHECK(impl::cudnn_refusals() - refusals_b == 3);
+  CHECK(impl::cudnn_runs() - runs_b == 3);  // each direction then ran on float copies
+  CHECK(cuda_conv_test::scaled_difference(yb, ops::cast_forward<float>(ybd)) <= 1e-2);
+  CHECK(cuda_conv_test::scaled_difference(dxb, ops::cast_forward<float>(dxbd)) <= 1e-2);
+  CHECK(cuda_conv_test::scaled_difference(dwb, ops::cast_forward<float>(dwbd)) <= 1e-2);
 }
 #endif
 

@@ -6,6 +6,7 @@
 // the default tolerances hold; the global average sums in double (the CPU in T), well within them.
 #include "cuda/cuda_test_util.hpp"
 
+#include <arcnet/ops/cast.hpp>
 #include <arcnet/ops/pool.hpp>
 
 #include <cmath>
@@ -142,6 +143,43 @@ TEST_CASE("cuda pool: global average over many pixels and images, NaN in max poo
   auto y = ops::max_pool2d_forward(x.to<cuda>(), {2, 2, 2, 2}, &arg_d).to<cpu>();
   CHECK(std::isnan(y[1]));
   CHECK(arg_d.to_vector()[1] == 5);
+}
+
+TEST_CASE("cuda pool on bf16 tensors: max exact, averages rounded once", "[cuda][pool]") {
+  ARCNET_REQUIRE_CUDA_DEVICE();
+  ops::pool2d_options const stem{3, 3, 2, 2, 1, 1};
+  auto xb = ops::cast_forward<bfloat16>(cuda_testing::random_tensor<float>(shape{2, 17, 15, 40}, 5100));
+  auto x = xb.cast<float>();
+  // the float reference on the same (bf16) values
+  variable<float, cpu> xv(x, true);
+  auto ym = ops::max_pool2d(xv, stem), ya = ops::avg_pool2d(xv, stem), yg = ops::global_avg_pool(xv);
+  auto dym = ops::cast_forward<bfloat16>(cuda_testing::random_tensor<float>(ym.shape(), 5101));
+  auto dyg = ops::cast_forward<bfloat16>(cuda_testing::random_tensor<float>(yg.shape(), 5102));
+  ym.backward(dym.cast<float>());
+  auto dx_max = xv.grad().clone();
+  xv.zero_grad();
+  yg.backward(dyg.cast<float>());
+  auto dx_global = xv.grad().clone();
+
+  variable<bfloat16, cuda> xd(xb.to<cuda>(), true);
+  auto ymd = ops::max_pool2d(xd, stem);
+  CHECK(ops::cast_forward<float>(ymd.value()).to_vector() == ym.value().to_vector());  // a max of bf16 values
+  ymd.backward(dym.to<cuda>());
+  // each input gathers at most 4 windows' dy here: their float sum, rounded to bf16 once
+  auto within_rounding = [](tensor<float, cpu> const& want, tensor<bfloat16, cuda> const& got) {
+    auto g = ops::cast_forward<float>(got).to<cpu>();
+    std::size_t off = 0;
+    for (index_t i = 0; i < want.numel(); ++i)
+      off += std::abs(g[i] - want[i]) > std::abs(want[i]) * 0x1p-8f * 1.01f + 1e-6f;
+    return off;
+  };
+  CHECK(within_rounding(dx_max, xd.grad()) == 0);
+  CHECK(within_rounding(ya.value(), ops::avg_pool2d_forward(xd.value(), stem)) == 0);
+  xd.zero_grad();
+  auto ygd = ops::global_avg_pool(xd);
+  CHECK(within_rounding(yg.value(), ygd.value()) == 0);
+  ygd.backward(dyg.to<cuda>());
+  CHECK(within_rounding(dx_global, xd.grad()) == 0);
 }
 
 TEST_CASE("cuda pool: bad input throws arcnet::error", "[cuda][pool]") {

@@ -1,8 +1,14 @@
 #pragma once
 // The emulator's cuBLAS (see emulator.hpp): cublasGemmEx on column-major device operands,
 // computed on the host in double. In the TF32 and BF16 compute modes each operand element is
-// first rounded to nearest even at 10 or 7 mantissa bits, as the tensor cores read them.
+// first rounded to nearest even at 10 or 7 mantissa bits, as the tensor cores read them; bf16
+// operands (CUDA_R_16BF, with CUBLAS_COMPUTE_32F) are read exactly and the result is rounded to
+// bf16.
 #include <Eigen/Core>
+
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
 
 #include "cuda_runtime.h"
 
@@ -72,6 +78,31 @@ inline float round_mantissa(float x, int bits) {
   std::memcpy(&y, &u, sizeof y);
   return y;
 }
+/// A bf16 value (upper half of a float) and back (rounded to nearest even).
+inline float bf16_to_float(std::uint16_t b) {
+  std::uint32_t const u = std::uint32_t(b) << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+inline std::uint16_t float_to_bf16(float f) {
+  float const r = round_mantissa(f, 7);
+  std::uint32_t u;
+  std::memcpy(&u, &r, sizeof u);
+  return static_cast<std::uint16_t>(u >> 16);
+}
+/// A stored element as double (T: double, float, or std::uint16_t for bf16), and back.
+template <class T>
+double load(T v) {
+  if constexpr (std::is_same_v<T, std::uint16_t>) return bf16_to_float(v);
+  else return static_cast<double>(v);
+}
+template <class T>
+T store(double v) {
+  if constexpr (std::is_same_v<T, std::uint16_t>) return float_to_bf16(static_cast<float>(v));
+  else return static_cast<T>(v);
+}
+
 /// Column-major op(X) (rows x cols) of leading dimension ld, read into a double matrix.
 template <class T>
 Eigen::MatrixXd read_operand(void const* p, cublasOperation_t op, int rows, int cols, int ld, int bits) {
@@ -82,14 +113,15 @@ Eigen::MatrixXd read_operand(void const* p, cublasOperation_t op, int rows, int 
       T v = op == CUBLAS_OP_N ? x[i + std::size_t(j) * ld] : x[j + std::size_t(i) * ld];
       if constexpr (std::is_same_v<T, float>)
         if (bits < 23) v = round_mantissa(v, bits);
-      m(i, j) = static_cast<double>(v);
+      m(i, j) = load(v);
     }
   return m;
 }
-template <class T>
+/// T: the stored type; S: the type of alpha and beta (float for bf16 operands with fp32 compute).
+template <class T, class S = T>
 cublasStatus_t gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, void const* alpha_p,
                     void const* a, int lda, void const* b, int ldb, void const* beta_p, void* c, int ldc, int bits) {
-  T const alpha = *static_cast<T const*>(alpha_p), beta = *static_cast<T const*>(beta_p);
+  S const alpha = *static_cast<S const*>(alpha_p), beta = *static_cast<S const*>(beta_p);
   auto const fits = [](void const* p, int ld, int rows, int cols) {
     return cols == 0 || rows == 0 ||
            memory().device_range(p, sizeof(T) * (std::size_t(ld) * (cols - 1) + std::size_t(rows)));
@@ -112,8 +144,8 @@ cublasStatus_t gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, in
   for (int j = 0; j < n; ++j)
     for (int i = 0; i < m; ++i) {
       T& y = out[i + std::size_t(j) * ldc];
-      double const prior = beta == T(0) ? 0.0 : static_cast<double>(beta) * static_cast<double>(y);
-      y = static_cast<T>(static_cast<double>(alpha) * product(i, j) + prior);
+      double const prior = beta == S(0) ? 0.0 : static_cast<double>(beta) * load(y);
+      y = store<T>(static_cast<double>(alpha) * product(i, j) + prior);
     }
   return CUBLAS_STATUS_SUCCESS;
 }
@@ -135,6 +167,10 @@ inline cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cubla
     else if (compute == CUBLAS_COMPUTE_32F_FAST_16BF) bits = 7;
     else if (compute != CUBLAS_COMPUTE_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
     return arcnet_emu::gemm<float>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bits);
+  }
+  if (at == CUDA_R_16BF) {  // bf16 operands and result, fp32 compute (float alpha and beta)
+    if (compute != CUBLAS_COMPUTE_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
+    return arcnet_emu::gemm<std::uint16_t, float>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 7);
   }
   return CUBLAS_STATUS_NOT_SUPPORTED;
 }

@@ -287,20 +287,6 @@ void for_each_product(problem const& pb, F&& f) {
         }
 }
 
-/// A bf16 value (upper half of a float) and back.
-inline float bf16_to_float(std::uint16_t b) {
-  std::uint32_t const u = std::uint32_t(b) << 16;
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
-inline std::uint16_t float_to_bf16(float f) {
-  float const r = round_mantissa(f, 7);
-  std::uint32_t u;
-  std::memcpy(&u, &r, sizeof u);
-  return static_cast<std::uint16_t>(u >> 16);
-}
-
 /// An operand of `count` elements as the algorithm reads it: bf16 exactly, float rounded to tf32
 /// unless the math type is FMA.
 inline std::vector<double> operand(problem const& pb, void const* p, std::size_t count) {

@@ -2,7 +2,13 @@
 // Batch normalisation over channels-last input: x (..., C), statistics per channel over all
 // other axes ((N, H, W, C) for BatchNorm2d, (N, C) for BatchNorm1d). PyTorch semantics: biased
 // variance to normalise, unbiased variance in the running estimate.
+//
+// The activations (x, the output, the residual; type A) and the parameters and statistics
+// (type P) have one type, or, on the CUDA device, bf16 activations with float parameters and
+// statistics (bf16 mode's storage: computed in float, each output rounded to bf16 once, as
+// PyTorch's cuDNN batch norm under autocast).
 #include <algorithm>
+#include <type_traits>
 
 #include "arcnet/autograd/variable.hpp"
 #include "arcnet/ops/elementwise.hpp"
@@ -40,15 +46,19 @@ struct batch_norm_options {
 
 namespace arcnet::detail {
 /// Checks the operands of batch_norm and returns the channel count C.
-template <class T, class D>
-index_t check_batch_norm_args(tensor<T, D> const& x, tensor<T, D> const& weight, tensor<T, D> const& bias,
-                              tensor<T, D> const& running_mean, tensor<T, D> const& running_var,
+template <class A, class P, class D>
+index_t check_batch_norm_args(tensor<A, D> const& x, tensor<P, D> const& weight, tensor<P, D> const& bias,
+                              tensor<P, D> const& running_mean, tensor<P, D> const& running_var,
                               ops::batch_norm_options const& o) {
+  static_assert(std::is_same_v<A, P> || (std::is_same_v<A, bfloat16> && std::is_same_v<P, float> &&
+                                         std::is_same_v<D, cuda>),
+                "arcnet::ops::batch_norm: activations and parameters of one type, or bf16 activations with "
+                "float parameters on the CUDA device");
   if (!x.defined()) raise<error>("batch_norm: the input is undefined");
   if (x.rank() < 2)
     raise<shape_error>("batch_norm: expected input of rank >= 2 (N, ..., C), got shape ", x.shape());
   index_t c = x.size(-1);
-  auto check_channels = [&](tensor<T, D> const& t, char const* name) {
+  auto check_channels = [&](tensor<P, D> const& t, char const* name) {
     if (t.defined() && (t.rank() != 1 || t.size(0) != c))
       raise<shape_error>("batch_norm: expected ", name, " of shape (", c, ",) for input ", x.shape(), ", got ",
                          t.shape());
@@ -77,16 +87,16 @@ namespace arcnet::ops {
 /// training, defined running_mean/running_var (C) are updated in place. Writes the mean and
 /// 1/sqrt(var + eps) that were used into save_mean and save_invstd (C), which batch_norm_backward
 /// needs.
-template <class T, class D>
-tensor<T, D> batch_norm_forward(tensor<T, D> const& x, tensor<T, D> const& weight, tensor<T, D> const& bias,
-                                tensor<T, D>& running_mean, tensor<T, D>& running_var, batch_norm_options o,
-                                tensor<T, D>& save_mean, tensor<T, D>& save_invstd,
-                                tensor<T, D> const* residual = nullptr) {
+template <class A, class P, class D>
+tensor<A, D> batch_norm_forward(tensor<A, D> const& x, tensor<P, D> const& weight, tensor<P, D> const& bias,
+                                tensor<P, D>& running_mean, tensor<P, D>& running_var, batch_norm_options o,
+                                tensor<P, D>& save_mean, tensor<P, D>& save_invstd,
+                                tensor<A, D> const* residual = nullptr) {
   index_t c = detail::check_batch_norm_args(x, weight, bias, running_mean, running_var, o);
   if (residual) check_same_shape("batch_norm (residual)", x, *residual);
   index_t m = x.numel() / std::max<index_t>(c, 1);
-  save_mean = tensor<T, D>::uninitialized(shape{c});
-  save_invstd = tensor<T, D>::uninitialized(shape{c});
+  save_mean = tensor<P, D>::uninitialized(shape{c});
+  save_invstd = tensor<P, D>::uninitialized(shape{c});
   if (o.training || !running_mean.defined()) {
     batch_norm_impl<D>::batch_statistics(x, m, c, o.eps, save_mean, save_invstd,
                                          o.training && running_mean.defined() ? &running_mean : nullptr,
@@ -95,7 +105,7 @@ tensor<T, D> batch_norm_forward(tensor<T, D> const& x, tensor<T, D> const& weigh
   } else {
     batch_norm_impl<D>::running_statistics(running_mean, running_var, o.eps, save_mean, save_invstd);
   }
-  auto y = tensor<T, D>::uninitialized(x.shape());
+  auto y = tensor<A, D>::uninitialized(x.shape());
   batch_norm_impl<D>::normalize(x, m, c, save_mean, save_invstd, weight, bias, y, o.relu,
                                 residual ? residual->data() : nullptr);
   return y;
@@ -105,11 +115,11 @@ tensor<T, D> batch_norm_forward(tensor<T, D> const& x, tensor<T, D> const& weigh
 /// may be null. batch_stats says whether the forward normalised with batch statistics (then
 /// the mean and variance depend on x); otherwise the backward is the plain per-channel affine one.
 /// relu_out: the output of a forward with o.relu (dy then counts only where it is positive), or null.
-template <class T, class D>
-void batch_norm_backward(tensor<T, D> const& x, tensor<T, D> const& weight, tensor<T, D> const& save_mean,
-                         tensor<T, D> const& save_invstd, tensor<T, D> const& dy, bool batch_stats,
-                         tensor<T, D>* dx, tensor<T, D>* dweight, tensor<T, D>* dbias,
-                         tensor<T, D> const* relu_out = nullptr) {
+template <class A, class P, class D>
+void batch_norm_backward(tensor<A, D> const& x, tensor<P, D> const& weight, tensor<P, D> const& save_mean,
+                         tensor<P, D> const& save_invstd, tensor<A, D> const& dy, bool batch_stats,
+                         tensor<A, D>* dx, tensor<P, D>* dweight, tensor<P, D>* dbias,
+                         tensor<A, D> const* relu_out = nullptr) {
   check_same_shape("batch_norm_backward", x, dy);
   if (dx) check_same_shape("batch_norm_backward", x, *dx);
   if (relu_out) check_same_shape("batch_norm_backward", x, *relu_out);
@@ -127,34 +137,35 @@ namespace arcnet::detail {
 /// ops::batch_norm (residual undefined) and ops::batch_norm_add (residual of x's shape): one
 /// recorded op whose backward masks dy with the output when o.relu (the output is kept by the
 /// next layer anyway) and passes the masked dy to the residual.
-template <class T, class D>
-variable<T, D> record_batch_norm(variable<T, D> const& x, variable<T, D> const& weight, variable<T, D> const& bias,
-                                 tensor<T, D>& running_mean, tensor<T, D>& running_var, ops::batch_norm_options o,
-                                 variable<T, D> const& residual) {
+template <class A, class P, class D>
+variable<A, D> record_batch_norm(variable<A, D> const& x, variable<P, D> const& weight, variable<P, D> const& bias,
+                                 tensor<P, D>& running_mean, tensor<P, D>& running_var, ops::batch_norm_options o,
+                                 variable<A, D> const& residual) {
   if (!x.defined()) raise<error>("batch_norm: the input is undefined");
-  tensor<T, D> w = weight.defined() ? weight.value() : tensor<T, D>();
-  tensor<T, D> b = bias.defined() ? bias.value() : tensor<T, D>();
-  tensor<T, D> save_mean, save_invstd;
+  tensor<P, D> w = weight.defined() ? weight.value() : tensor<P, D>();
+  tensor<P, D> b = bias.defined() ? bias.value() : tensor<P, D>();
+  tensor<P, D> save_mean, save_invstd;
   auto y = ops::batch_norm_forward(x.value(), w, b, running_mean, running_var, o, save_mean, save_invstd,
                                    residual.defined() ? &residual.value() : nullptr);
   bool batch_stats = o.training || !running_mean.defined();
-  tensor<T, D> relu_out = o.relu ? y : tensor<T, D>();  // shares y's storage
+  tensor<A, D> relu_out = o.relu ? y : tensor<A, D>();  // shares y's storage
   static constexpr char const* names[2][2] = {{"batch_norm", "batch_norm_relu"},
                                               {"batch_norm_add", "batch_norm_add_relu"}};
-  return autograd::make_op(
-      names[residual.defined()][o.relu], y, {x, weight, bias, residual},
-      [x, weight, bias, residual, w, save_mean, save_invstd, batch_stats, relu_out](tensor<T, D> const& dy) mutable {
+  return autograd::make_mixed_op(
+      names[residual.defined()][o.relu], y,
+      [x, weight, bias, residual, w, save_mean, save_invstd, batch_stats, relu_out](tensor<A, D> const& dy) mutable {
         bool gx = x.requires_grad(), gw = weight.defined() && weight.requires_grad(),
              gb = bias.defined() && bias.requires_grad();
-        tensor<T, D> const* mask = relu_out.defined() ? &relu_out : nullptr;
+        tensor<A, D> const* mask = relu_out.defined() ? &relu_out : nullptr;
         ops::batch_norm_backward(x.value(), w, save_mean, save_invstd, dy, batch_stats,
                                  gx ? &x.grad_for_accumulate() : nullptr, gw ? &weight.grad_for_accumulate() : nullptr,
                                  gb ? &bias.grad_for_accumulate() : nullptr, mask);
         if (residual.defined() && residual.requires_grad()) {
           if (mask) ops::unary_backward(ops::unary_kind::relu, *mask, *mask, dy, residual.grad_for_accumulate());
-          else ops::axpy(T(1), dy, residual.grad_for_accumulate());
+          else ops::axpy(A(1), dy, residual.grad_for_accumulate());
         }
-      });
+      },
+      x, weight, bias, residual);
 }
 }  // namespace arcnet::detail
 
@@ -164,19 +175,19 @@ namespace arcnet::ops {
 /// running_mean, running_var (C) or undefined (track_running_stats = false: always batch
 /// statistics). Updates the running statistics in place in training mode, like PyTorch. With
 /// o.relu the output is max(batch_norm(x), 0), recorded as one op ("batch_norm_relu").
-template <class T, class D>
-variable<T, D> batch_norm(variable<T, D> const& x, variable<T, D> const& weight, variable<T, D> const& bias,
-                          tensor<T, D>& running_mean, tensor<T, D>& running_var, batch_norm_options o = {}) {
-  return detail::record_batch_norm(x, weight, bias, running_mean, running_var, o, variable<T, D>());
+template <class A, class P, class D>
+variable<A, D> batch_norm(variable<A, D> const& x, variable<P, D> const& weight, variable<P, D> const& bias,
+                          tensor<P, D>& running_mean, tensor<P, D>& running_var, batch_norm_options o = {}) {
+  return detail::record_batch_norm(x, weight, bias, running_mean, running_var, o, variable<A, D>());
 }
 
 /// batch_norm(x) + residual (x's shape), then max(., 0) when o.relu, as one op: the end of a
 /// ResNet block (bn3, the shortcut's add and the ReLU) in one pass forward and one backward, with
 /// neither the batch norm's output nor the sum kept for the backward. Values and gradients equal
 /// batch_norm, add and relu run one by one.
-template <class T, class D>
-variable<T, D> batch_norm_add(variable<T, D> const& x, variable<T, D> const& weight, variable<T, D> const& bias,
-                              tensor<T, D>& running_mean, tensor<T, D>& running_var, variable<T, D> const& residual,
+template <class A, class P, class D>
+variable<A, D> batch_norm_add(variable<A, D> const& x, variable<P, D> const& weight, variable<P, D> const& bias,
+                              tensor<P, D>& running_mean, tensor<P, D>& running_var, variable<A, D> const& residual,
                               batch_norm_options o = {}) {
   if (!residual.defined()) detail::raise<error>("batch_norm_add: the residual is undefined");
   return detail::record_batch_norm(x, weight, bias, running_mean, running_var, o, residual);

@@ -14,6 +14,11 @@
 // The strip count depends only on (m, c), never on the device. The element-wise kernels
 // (normalize, dx) use _rn intrinsics so that nvcc does not contract them into FMAs: they round
 // like the CPU's step-by-step expressions.
+//
+// Activations (x, y, dy, dx, the residual and the ReLU mask) are of type A, the parameters,
+// statistics and coefficients of type P: both float (or double), or bf16 activations with float
+// parameters (bf16 mode's storage), where every element is widened to float, computed as for
+// float, and rounded to bf16 once as it is stored.
 #include <algorithm>
 #include <type_traits>
 #include <vector>
@@ -36,9 +41,9 @@ inline constexpr int bn_tile_rows = 8;       // threads along rows in bn_channel
 ///   Grad = false: d = x - x[row 0] (shifted moments; unshifted, d = x, when !shifted): d and d * d;
 ///   Grad = true:  dy and dy * (x - mean), (x - mean) rounded to T as on the CPU; where relu_out is
 ///                 given (the output of a forward with ReLU), dy counts only where it is positive.
-template <class T, bool Grad>
-__global__ void bn_channel_partials(T const* __restrict__ x, T const* __restrict__ dy, T const* __restrict__ mean,
-                                    T const* __restrict__ relu_out, index_t m, index_t c, index_t strips,
+template <class A, class P, bool Grad>
+__global__ void bn_channel_partials(A const* __restrict__ x, A const* __restrict__ dy, P const* __restrict__ mean,
+                                    A const* __restrict__ relu_out, index_t m, index_t c, index_t strips,
                                     bool shifted, double* __restrict__ part) {
   __shared__ double s1[bn_tile_rows][bn_tile_channels];
   __shared__ double s2[bn_tile_rows][bn_tile_channels];
@@ -48,17 +53,17 @@ __global__ void bn_channel_partials(T const* __restrict__ x, T const* __restrict
   double a1 = 0, a2 = 0;
   if (j < c) {
     if constexpr (Grad) {
-      T const mu = mean[j];
+      P const mu = mean[j];
       for (index_t r = begin + threadIdx.y; r < end; r += bn_tile_rows) {
         index_t const i = r * c + j;
-        double const g = relu_out && !(relu_out[i] > T(0)) ? 0.0 : static_cast<double>(dy[i]);
+        double const g = relu_out && !(convert<P>(relu_out[i]) > P(0)) ? 0.0 : convert<double>(dy[i]);
         a1 += g;
-        a2 += g * static_cast<double>(sub_rn(x[i], mu));
+        a2 += g * static_cast<double>(sub_rn(convert<P>(x[i]), mu));
       }
     } else {
-      double const shift = m > 0 && shifted ? static_cast<double>(x[j]) : 0.0;
+      double const shift = m > 0 && shifted ? convert<double>(x[j]) : 0.0;
       for (index_t r = begin + threadIdx.y; r < end; r += bn_tile_rows) {
-        double const d = static_cast<double>(x[r * c + j]) - shift;
+        double const d = convert<double>(x[r * c + j]) - shift;
         a1 += d;
         a2 += d * d;
       }
@@ -97,8 +102,8 @@ __device__ inline void bn_warp_channel_total(double const* __restrict__ part, in
 /// Pass 2 of batch_statistics: one warp per channel. mean = shift + s1 / m,
 /// invstd = 1 / sqrt(max(s2 / m - (s1 / m)^2, 0) + eps); running statistics (may be null) get
 /// (1 - momentum) old + momentum new, the variance unbiased (only when m > 1).
-template <class T>
-__global__ void bn_statistics_finalize(T const* __restrict__ x, double const* __restrict__ part, index_t m, index_t c,
+template <class A, class T>
+__global__ void bn_statistics_finalize(A const* __restrict__ x, double const* __restrict__ part, index_t m, index_t c,
                                        index_t strips, double eps, double momentum, T* __restrict__ mean,
                                        T* __restrict__ invstd, T* running_mean, T* running_var) {
   int const lane = threadIdx.x % 32;
@@ -107,7 +112,7 @@ __global__ void bn_statistics_finalize(T const* __restrict__ x, double const* __
     double t1, t2;
     bn_warp_channel_total(part, c, strips, j, lane, t1, t2);
     if (lane == 0) {
-      double const shift = m > 0 ? static_cast<double>(x[j]) : 0.0;
+      double const shift = m > 0 ? convert<double>(x[j]) : 0.0;
       double const ms = m > 0 ? t1 / static_cast<double>(m) : 0.0;
       // std::max(s2 / m - ms^2, 0.0) as the CPU rounds it (no FMA; a NaN stays NaN)
       double const raw = m > 0 ? __dsub_rn(t2 / static_cast<double>(m), __dmul_rn(ms, ms)) : 0.0;
@@ -156,17 +161,17 @@ __global__ void bn_running_statistics(T const* __restrict__ running_mean, T cons
 /// y = (x - mean) * (invstd * weight) + bias (+ residual) element-wise, then max(y, 0) when relu;
 /// weight, bias, residual may be null. x and y may alias (each element is read, then written, by
 /// one thread).
-template <class T>
-__global__ void bn_normalize(T const* x, index_t n, index_t c, T const* __restrict__ mean, T const* __restrict__ invstd,
-                             T const* __restrict__ weight, T const* __restrict__ bias, T const* residual, bool relu,
-                             T* y) {
+template <class A, class P>
+__global__ void bn_normalize(A const* x, index_t n, index_t c, P const* __restrict__ mean, P const* __restrict__ invstd,
+                             P const* __restrict__ weight, P const* __restrict__ bias, A const* residual, bool relu,
+                             A* y) {
   for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < n; i += index_t(gridDim.x) * blockDim.x) {
     index_t const j = i % c;
-    T const scale = mul_rn(invstd[j], weight ? weight[j] : T(1));
-    T const offset = bias ? bias[j] : T(0);
-    T v = add_rn(mul_rn(sub_rn(x[i], mean[j]), scale), offset);
-    if (residual) v = add_rn(v, residual[i]);
-    y[i] = relu && !(v > T(0)) ? T(0) : v;
+    P const scale = mul_rn(invstd[j], weight ? weight[j] : P(1));
+    P const offset = bias ? bias[j] : P(0);
+    P v = add_rn(mul_rn(sub_rn(convert<P>(x[i]), mean[j]), scale), offset);
+    if (residual) v = add_rn(v, convert<P>(residual[i]));
+    y[i] = convert<A>(relu && !(v > P(0)) ? P(0) : v);
   }
 }
 
@@ -203,14 +208,15 @@ __global__ void bn_backward_finalize(double const* __restrict__ part, index_t m,
 
 /// dx += k g - a - b (x - mean) element-wise, coef = [k (c), a (c), b (c)], g = dy, or 0 where
 /// relu_out (may be null) is not positive. dx may alias x or dy.
-template <class T>
-__global__ void bn_backward_dx(T const* x, T const* dy, T const* relu_out, index_t n, index_t c,
-                               T const* __restrict__ mean, T const* __restrict__ coef, T* dx) {
+template <class A, class P>
+__global__ void bn_backward_dx(A const* x, A const* dy, A const* relu_out, index_t n, index_t c,
+                               P const* __restrict__ mean, P const* __restrict__ coef, A* dx) {
   for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < n; i += index_t(gridDim.x) * blockDim.x) {
     index_t const j = i % c;
-    T const g = relu_out && !(relu_out[i] > T(0)) ? T(0) : dy[i];
-    T const v = sub_rn(sub_rn(mul_rn(coef[j], g), coef[c + j]), mul_rn(coef[2 * c + j], sub_rn(x[i], mean[j])));
-    dx[i] = add_rn(dx[i], v);
+    P const g = relu_out && !(convert<P>(relu_out[i]) > P(0)) ? P(0) : convert<P>(dy[i]);
+    P const v = sub_rn(sub_rn(mul_rn(coef[j], g), coef[c + j]),
+                       mul_rn(coef[2 * c + j], sub_rn(convert<P>(x[i]), mean[j])));
+    dx[i] = convert<A>(add_rn(convert<P>(dx[i]), v));
   }
 }
 
@@ -233,14 +239,14 @@ struct batch_norm_impl<cuda> {
   }
 
   /// Pass 1 into a fresh buffer of 2 * strips * c doubles (every entry is written).
-  template <class T, bool Grad>
-  static tensor<double, cuda> channel_partials(T const* x, T const* dy, T const* mean, T const* relu_out, index_t m,
+  template <class A, class P, bool Grad>
+  static tensor<double, cuda> channel_partials(A const* x, A const* dy, P const* mean, A const* relu_out, index_t m,
                                                index_t c, index_t strips, bool shifted = true) {
     auto part = tensor<double, cuda>::uninitialized(shape{2 * strips * c});
     dim3 const grid(static_cast<unsigned>((c + cuda_kernels::bn_tile_channels - 1) / cuda_kernels::bn_tile_channels),
                     static_cast<unsigned>(strips));
     dim3 const block(cuda_kernels::bn_tile_channels, cuda_kernels::bn_tile_rows);
-    ARCNET_CUDA_KERNEL(grid, block, 0, gpu::stream(), cuda_kernels::bn_channel_partials<T, Grad>)(
+    ARCNET_CUDA_KERNEL(grid, block, 0, gpu::stream(), cuda_kernels::bn_channel_partials<A, P, Grad>)(
         x, dy, mean, relu_out, m, c, strips, shifted, part.data());
     ARCNET_CUDA_LAUNCH_CHECK("bn_channel_partials");
     return part;
@@ -251,14 +257,15 @@ struct batch_norm_impl<cuda> {
 
   /// Batch mean and invstd = 1 / sqrt(biased var + eps) of x (m, c); updates the running
   /// statistics (unbiased variance) when they are given. As batch_norm_impl<cpu>.
-  template <class T>
-  static void batch_statistics(tensor<T, cuda> const& x, index_t m, index_t c, double eps, tensor<T, cuda>& mean,
+  template <class A, class T>
+  static void batch_statistics(tensor<A, cuda> const& x, index_t m, index_t c, double eps, tensor<T, cuda>& mean,
                                tensor<T, cuda>& invstd, tensor<T, cuda>* running_mean, tensor<T, cuda>* running_var,
                                double momentum) {
     if (c <= 0) return;
     index_t const strips = strip_count(m, c);
-    auto part = channel_partials<T, false>(x.data(), nullptr, nullptr, nullptr, m, c, strips);
-    ARCNET_CUDA_KERNEL(warp_blocks(c), gpu::block_threads, 0, gpu::stream(), cuda_kernels::bn_statistics_finalize<T>)(
+    auto part = channel_partials<A, T, false>(x.data(), nullptr, nullptr, nullptr, m, c, strips);
+    ARCNET_CUDA_KERNEL(warp_blocks(c), gpu::block_threads, 0, gpu::stream(),
+                       cuda_kernels::bn_statistics_finalize<A, T>)(
         x.data(), part.data(), m, c, strips, eps, momentum, mean.data(), invstd.data(),
         running_mean ? running_mean->data() : nullptr, running_var ? running_var->data() : nullptr);
     ARCNET_CUDA_LAUNCH_CHECK("bn_statistics_finalize");
@@ -278,13 +285,13 @@ struct batch_norm_impl<cuda> {
 
   /// y = (x - mean) * invstd * weight + bias (+ residual, of x's size, when not null), then
   /// max(y, 0) when relu; weight, bias may be undefined.
-  template <class T>
-  static void normalize(tensor<T, cuda> const& x, index_t m, index_t c, tensor<T, cuda> const& mean,
-                        tensor<T, cuda> const& invstd, tensor<T, cuda> const& weight, tensor<T, cuda> const& bias,
-                        tensor<T, cuda>& y, bool relu = false, T const* residual = nullptr) {
+  template <class A, class P>
+  static void normalize(tensor<A, cuda> const& x, index_t m, index_t c, tensor<P, cuda> const& mean,
+                        tensor<P, cuda> const& invstd, tensor<P, cuda> const& weight, tensor<P, cuda> const& bias,
+                        tensor<A, cuda>& y, bool relu = false, A const* residual = nullptr) {
     index_t const n = m * c;
     if (n <= 0) return;
-    ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::bn_normalize<T>)(
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::bn_normalize<A, P>)(
         x.data(), n, c, mean.data(), invstd.data(), weight.defined() ? weight.data() : nullptr,
         bias.defined() ? bias.data() : nullptr, residual, relu, y.data());
     ARCNET_CUDA_LAUNCH_CHECK("bn_normalize");
@@ -294,18 +301,18 @@ struct batch_norm_impl<cuda> {
   /// dx = weight * invstd * (dy - sum(dy) / M - xhat * sum(dy * xhat) / M); otherwise
   /// dx = weight * invstd * dy; dy counts only where relu_out (may be null) is positive. As
   /// batch_norm_impl<cpu>.
-  template <class T>
-  static void backward(tensor<T, cuda> const& x, tensor<T, cuda> const& dy, index_t m, index_t c,
+  template <class A, class T>
+  static void backward(tensor<A, cuda> const& x, tensor<A, cuda> const& dy, index_t m, index_t c,
                        tensor<T, cuda> const& mean, tensor<T, cuda> const& invstd, tensor<T, cuda> const& weight,
-                       bool batch_stats, tensor<T, cuda>* dx, tensor<T, cuda>* dweight, tensor<T, cuda>* dbias,
-                       tensor<T, cuda> const* relu_out = nullptr) {
-    T const* const mask = relu_out ? relu_out->data() : nullptr;
+                       bool batch_stats, tensor<A, cuda>* dx, tensor<T, cuda>* dweight, tensor<T, cuda>* dbias,
+                       tensor<A, cuda> const* relu_out = nullptr) {
+    A const* const mask = relu_out ? relu_out->data() : nullptr;
     if (c <= 0) return;
     bool const need_sums = dweight || dbias || (dx && batch_stats);
     if (!need_sums && !dx) return;
     index_t const strips = strip_count(m, c);
     tensor<double, cuda> part;
-    if (need_sums) part = channel_partials<T, true>(x.data(), dy.data(), mean.data(), mask, m, c, strips);
+    if (need_sums) part = channel_partials<A, T, true>(x.data(), dy.data(), mean.data(), mask, m, c, strips);
     tensor<T, cuda> coef;
     if (dx) coef = tensor<T, cuda>::uninitialized(shape{3 * c});
     ARCNET_CUDA_KERNEL(warp_blocks(c), gpu::block_threads, 0, gpu::stream(), cuda_kernels::bn_backward_finalize<T>)(
@@ -315,7 +322,7 @@ struct batch_norm_impl<cuda> {
     if (!dx) return;
     index_t const n = m * c;
     if (n <= 0) return;
-    ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::bn_backward_dx<T>)(
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::bn_backward_dx<A, T>)(
         x.data(), dy.data(), mask, n, c, mean.data(), coef.data(), dx->data());
     ARCNET_CUDA_LAUNCH_CHECK("bn_backward_dx");
   }
@@ -328,8 +335,8 @@ struct batch_norm_impl<cuda> {
                                             tensor<T, cuda> const* mean, index_t m, index_t c) {
     if (c <= 0) return {};
     index_t const strips = strip_count(m, c);
-    auto part = dy ? channel_partials<T, true>(x.data(), dy->data(), mean->data(), nullptr, m, c, strips)
-                   : channel_partials<T, false>(x.data(), nullptr, nullptr, nullptr, m, c, strips, false);
+    auto part = dy ? channel_partials<T, T, true>(x.data(), dy->data(), mean->data(), nullptr, m, c, strips)
+                   : channel_partials<T, T, false>(x.data(), nullptr, nullptr, nullptr, m, c, strips, false);
     auto totals = tensor<double, cuda>::uninitialized(shape{2 * c});
     ARCNET_CUDA_KERNEL(warp_blocks(c), gpu::block_threads, 0, gpu::stream(), cuda_kernels::bn_channel_totals<double>)(
         part.data(), c, strips, totals.data());
@@ -346,7 +353,7 @@ struct batch_norm_impl<cuda> {
     index_t const c = x.size(-1), n = x.numel();
     if (n <= 0 || c <= 0) return;
     auto coef_d = tensor<T, cpu>::from_vector(shape{3 * c}, coef).template to<cuda>();
-    ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::bn_backward_dx<T>)(
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::bn_backward_dx<T, T>)(
         x.data(), dy.data(), nullptr, n, c, mean.data(), coef_d.data(), dx.data());
     ARCNET_CUDA_LAUNCH_CHECK("bn_backward_dx");
   }

@@ -3,7 +3,7 @@
 // padding) is one cuBLAS GEMM on the NHWC input as stored. The others run on one of two
 // backends (backend(), set_backend(), or ARCNET_CONV_BACKEND=gemm|cudnn in the environment):
 //
-// - cudnn (the default when the build found cuDNN; float only): ops/cuda/conv2d_cudnn.cuh;
+// - cudnn (the default when the build found cuDNN; float and bf16): ops/cuda/conv2d_cudnn.cuh;
 // - gemm (otherwise, and for double): im2col + cuBLAS GEMM (through matmul_impl<cuda>). The
 //   output rows are processed in chunks whose im2col columns fit a bounded buffer (256 MiB by
 //   default), so memory does not grow with the batch. The input gradient goes through
@@ -11,7 +11,9 @@
 //   that read it, in a fixed order) rather than atomics.
 //
 // The bias gradient is a two-stage column sum in double. Every path gives the same bits on every
-// run (cuDNN's algorithms are restricted to deterministic ones).
+// run (cuDNN's algorithms are restricted to deterministic ones). bf16 tensors (the activations of
+// bf16 mode) take the same paths with bf16 operands and fp32 accumulation: cuDNN on bf16
+// tensors, cuBLAS GEMMs on bf16 operands, and the element-wise kernels compute in float.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -60,7 +62,8 @@ __host__ __device__ inline void conv2d_col2im_item(detail::conv2d_geometry const
   index_t const ih = ih_lo + t % nrows, n = n0 + t / nrows;
   index_t const mbase = n * per_image;
   T* d = dx + ((n * g.h + ih) * g.w + iw) * cin + c;
-  T acc = *d;
+  using C = compute_t<T>;  // float for bf16: the sum is rounded once
+  C acc = convert<C>(*d);
   for (index_t a = 0; a < g.kh; ++a) {
     index_t const th = ih + g.pad_h - a * g.dilation_h;
     if (th < 0) break;  // th only decreases with a
@@ -72,10 +75,10 @@ __host__ __device__ inline void conv2d_col2im_item(detail::conv2d_geometry const
       if (tw % g.stride_w != 0 || tw / g.stride_w >= g.wo) continue;
       index_t const mm = mbase + oh * g.wo + tw / g.stride_w;
       if (mm < m0 || mm >= m1) continue;
-      acc += dcol[(mm - m0) * k + (a * g.kw + b) * cin + c];
+      acc += convert<C>(dcol[(mm - m0) * k + (a * g.kw + b) * cin + c]);
     }
   }
-  *d = acc;
+  *d = convert<T>(acc);
 }
 
 template <class T>
@@ -94,11 +97,12 @@ __global__ void conv2d_col2im(detail::conv2d_geometry g, T const* dcol, index_t 
 /// y[r, c] += bias[c] (bias may be null), then max(y, 0) when relu; rows of cout.
 template <class T>
 __global__ void conv2d_bias_relu(T* y, T const* bias, index_t count, index_t cout, bool relu) {
+  using C = compute_t<T>;
   for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < count; i += index_t(gridDim.x) * blockDim.x) {
-    T v = y[i];
-    if (bias) v += bias[i % cout];
-    if (relu) v = v > T(0) ? v : T(0);
-    y[i] = v;
+    C v = convert<C>(y[i]);
+    if (bias) v += convert<C>(bias[i % cout]);
+    if (relu) v = v > C(0) ? v : C(0);
+    y[i] = convert<T>(v);
   }
 }
 
@@ -115,7 +119,7 @@ __global__ void conv2d_column_partials(T const* a, index_t rows, index_t cols, i
   index_t const r0 = index_t(blockIdx.y) * seg_rows, r1 = r0 + seg_rows < rows ? r0 + seg_rows : rows;
   double acc = 0;
   if (col < cols)
-    for (index_t r = r0 + threadIdx.y; r < r1; r += conv2d_sum_rows) acc += static_cast<double>(a[r * cols + col]);
+    for (index_t r = r0 + threadIdx.y; r < r1; r += conv2d_sum_rows) acc += convert<double>(a[r * cols + col]);
   sums[threadIdx.y][threadIdx.x] = acc;
   __syncthreads();
   if (threadIdx.y == 0 && col < cols) {
@@ -131,7 +135,7 @@ __global__ void conv2d_column_finish(double const* partial, index_t segments, in
   for (index_t c = blockIdx.x * index_t(blockDim.x) + threadIdx.x; c < cols; c += index_t(gridDim.x) * blockDim.x) {
     double s = 0;
     for (index_t t = 0; t < segments; ++t) s += partial[t * cols + c];
-    out[c] += static_cast<T>(s);
+    out[c] = element_add(out[c], convert<T>(s));
   }
 }
 
@@ -347,7 +351,7 @@ struct conv2d_impl<cuda> {
   template <class T>
   static bool cudnn_forward(detail::conv2d_geometry const& g, T const* x, T const* w, T* y) {
 #if defined(ARCNET_WITH_CUDNN)
-    if constexpr (std::is_same_v<T, float>)
+    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, bfloat16>)
       if (backend() == backend_kind::cudnn) return cudnn_conv::forward(g, x, w, y, budget_bytes());
 #endif
     (void)g, (void)x, (void)w, (void)y;
@@ -357,7 +361,7 @@ struct conv2d_impl<cuda> {
   template <class T>
   static void cudnn_backward(detail::conv2d_geometry const& g, T const* x, T const* w, T const* dy, T*& dx, T*& dw) {
 #if defined(ARCNET_WITH_CUDNN)
-    if constexpr (std::is_same_v<T, float>)
+    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, bfloat16>)
       if (backend() == backend_kind::cudnn) cudnn_conv::backward(g, x, w, dy, dx, dw, budget_bytes());
 #endif
     (void)g, (void)x, (void)w, (void)dy, (void)dx, (void)dw;

@@ -10,7 +10,9 @@
 // operands to bf16 scratch copies, runs cuDNN on bf16 tensors with fp32 accumulation, and
 // converts the result back to fp32 (as PyTorch's autocast: the output and the gradients are
 // bf16-rounded). cuDNN has no mode that reads fp32 and multiplies in bf16, as cuBLAS's
-// _FAST_16BF does; when no bf16 algorithm qualifies, bf16 mode falls back to TF32.
+// _FAST_16BF does; when no bf16 algorithm qualifies, bf16 mode falls back to TF32. Tensors that
+// hold bf16 (arcnet::bfloat16) go to cuDNN as they are, with no conversion; they fall back to
+// float copies only when cuDNN has no bf16 algorithm for the geometry.
 //
 // Algorithms come from cuDNN's heuristics (cudnnGet*_v7, no trial runs), once per geometry,
 // data type and precision, keeping the first one that is deterministic (the same bits on every
@@ -39,45 +41,36 @@
 namespace arcnet::ops {
 
 namespace cuda_kernels {
-/// A bf16 value as cuDNN's CUDNN_DATA_BFLOAT16 stores it: the upper half of a float.
-struct bf16 {
-  std::uint16_t bits;
-};
-__host__ __device__ inline float to_float(bf16 b) { return bfloat16_to_float(b.bits); }
-__host__ __device__ inline float to_float(float f) { return f; }
-__host__ __device__ inline void store(float& d, float f) { d = f; }
-__host__ __device__ inline void store(bf16& d, float f) { d.bits = float_to_bfloat16(f); }
-
 /// out (Cout, depth) = w (depth, Cout)^T as S: the weight (KH, KW, Cin, Cout) in cuDNN's NHWC
 /// filter layout (Cout, KH, KW, Cin).
-template <class S>
-__global__ void conv2d_weight_to_krsc(float const* w, index_t depth, index_t cout, S* out) {
+template <class E, class S>
+__global__ void conv2d_weight_to_krsc(E const* w, index_t depth, index_t cout, S* out) {
   for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < depth * cout;
        i += index_t(gridDim.x) * blockDim.x) {
     index_t const o = i / depth, j = i - o * depth;
-    store(out[i], w[j * cout + o]);
+    out[i] = convert<S>(w[j * cout + o]);
   }
 }
-/// dw (depth, Cout) += g (Cout, depth)^T: a filter gradient from cuDNN added to ours.
-template <class S>
-__global__ void conv2d_add_krsc_to_weight(S const* g, index_t depth, index_t cout, float* dw) {
+/// dw (depth, Cout) += g (Cout, depth)^T: a filter gradient from cuDNN added to ours (in float).
+template <class S, class E>
+__global__ void conv2d_add_krsc_to_weight(S const* g, index_t depth, index_t cout, E* dw) {
   for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < depth * cout;
        i += index_t(gridDim.x) * blockDim.x) {
     index_t const j = i / cout, o = i - j * cout;
-    dw[i] += to_float(g[o * depth + j]);
+    dw[i] = convert<E>(convert<float>(dw[i]) + convert<float>(g[o * depth + j]));
   }
 }
-/// out = in as S (the bf16 operands).
-template <class S>
-__global__ void conv2d_convert(float const* in, index_t n, S* out) {
+/// out = in as S (operands of another type than the tensors').
+template <class E, class S>
+__global__ void conv2d_convert(E const* in, index_t n, S* out) {
   for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < n; i += index_t(gridDim.x) * blockDim.x)
-    store(out[i], in[i]);
+    out[i] = convert<S>(in[i]);
 }
-/// out = in (accumulate: out += in) as float (a bf16 result).
-template <class S>
-__global__ void conv2d_convert_back(S const* in, index_t n, float* out, bool accumulate) {
+/// out = in (accumulate: out += in, in float) as E (a result of another type than the tensors').
+template <class S, class E>
+__global__ void conv2d_convert_back(S const* in, index_t n, E* out, bool accumulate) {
   for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < n; i += index_t(gridDim.x) * blockDim.x)
-    out[i] = accumulate ? out[i] + to_float(in[i]) : to_float(in[i]);
+    out[i] = convert<E>(accumulate ? convert<float>(out[i]) + convert<float>(in[i]) : convert<float>(in[i]));
 }
 }  // namespace cuda_kernels
 
@@ -141,17 +134,18 @@ inline bool fits(detail::conv2d_geometry const& g) {
 }
 
 /// The first candidate of cuDNN's ranked list that is deterministic, within the workspace limit and
-/// (in fp32 mode) without tensor cores. Sets conv's math type to the one chosen.
+/// (fma_only: fp32 mode on float tensors) without tensor cores. Sets conv's math type to the one
+/// chosen.
 template <class Perf, class Query, class WorkspaceOf>
-choice choose(cudnnConvolutionDescriptor_t conv, precision::mode mode, std::size_t limit, int max_count,
-              Query const& query, WorkspaceOf const& workspace_of) {
+choice choose(cudnnConvolutionDescriptor_t conv, bool fma_only, std::size_t limit, int max_count, Query const& query,
+              WorkspaceOf const& workspace_of) {
   std::vector<Perf> perf(static_cast<std::size_t>(max_count > 0 ? max_count : 1));
   int returned = 0;
   if (query(static_cast<int>(perf.size()), &returned, perf.data()) != CUDNN_STATUS_SUCCESS) return {};
   for (int i = 0; i < returned; ++i) {
     Perf const& p = perf[static_cast<std::size_t>(i)];
     if (p.status != CUDNN_STATUS_SUCCESS || p.determinism != CUDNN_DETERMINISTIC) continue;
-    if (mode == precision::mode::fp32 && p.mathType != CUDNN_FMA_MATH) continue;
+    if (fma_only && p.mathType != CUDNN_FMA_MATH) continue;
     if (cudnnSetConvolutionMathType(conv, p.mathType) != CUDNN_STATUS_SUCCESS) continue;
     std::size_t bytes = 0;
     if (workspace_of(p.algo, &bytes) != CUDNN_STATUS_SUCCESS || bytes > limit) continue;
@@ -169,7 +163,9 @@ inline std::unique_ptr<plan> make_plan(detail::conv2d_geometry const& g, cudnnDa
   ARCNET_CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->x, CUDNN_TENSOR_NHWC, type, i(g.n), i(g.cin), i(g.h), i(g.w)));
   ARCNET_CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->y, CUDNN_TENSOR_NHWC, type, i(g.n), i(g.cout), i(g.ho), i(g.wo)));
   ARCNET_CUDNN_CHECK(cudnnSetFilter4dDescriptor(p->w, type, CUDNN_TENSOR_NHWC, i(g.cout), i(g.cin), i(g.kh), i(g.kw)));
-  cudnnMathType_t const math = mode == precision::mode::fp32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
+  // bf16 tensors always use the tensor cores; float ones in fp32 mode never do
+  bool const fma_only = mode == precision::mode::fp32 && type == CUDNN_DATA_FLOAT;
+  cudnnMathType_t const math = fma_only ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
   for (auto c : p->conv) {
     ARCNET_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(c, i(g.pad_h), i(g.pad_w), i(g.stride_h), i(g.stride_w),
                                                        i(g.dilation_h), i(g.dilation_w), CUDNN_CROSS_CORRELATION,
@@ -185,7 +181,7 @@ inline std::unique_ptr<plan> make_plan(detail::conv2d_geometry const& g, cudnnDa
   ARCNET_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(dnn, &count));
   cudnnConvolutionDescriptor_t const fwd = p->conv[0], data = p->conv[1], filter = p->conv[2];
   p->chosen[forward_pass] = choose<cudnnConvolutionFwdAlgoPerf_t>(
-      fwd, mode, limit, count,
+      fwd, fma_only, limit, count,
       [&](int k, int* r, cudnnConvolutionFwdAlgoPerf_t* out) {
         return cudnnGetConvolutionForwardAlgorithm_v7(dnn, p->x, p->w, fwd, p->y, k, r, out);
       },
@@ -194,7 +190,7 @@ inline std::unique_ptr<plan> make_plan(detail::conv2d_geometry const& g, cudnnDa
       });
   ARCNET_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(dnn, &count));
   p->chosen[data_gradient] = choose<cudnnConvolutionBwdDataAlgoPerf_t>(
-      data, mode, limit, count,
+      data, fma_only, limit, count,
       [&](int k, int* r, cudnnConvolutionBwdDataAlgoPerf_t* out) {
         return cudnnGetConvolutionBackwardDataAlgorithm_v7(dnn, p->w, p->y, data, p->x, k, r, out);
       },
@@ -203,7 +199,7 @@ inline std::unique_ptr<plan> make_plan(detail::conv2d_geometry const& g, cudnnDa
       });
   ARCNET_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(dnn, &count));
   p->chosen[filter_gradient] = choose<cudnnConvolutionBwdFilterAlgoPerf_t>(
-      filter, mode, limit, count,
+      filter, fma_only, limit, count,
       [&](int k, int* r, cudnnConvolutionBwdFilterAlgoPerf_t* out) {
         return cudnnGetConvolutionBackwardFilterAlgorithm_v7(dnn, p->x, p->y, filter, p->w, k, r, out);
       },
@@ -240,38 +236,38 @@ S* elements(tensor<float, cuda>& t) {
   return reinterpret_cast<S*>(t.data());
 }
 
-/// out = (accumulate: out +) a result of n elements of S.
-template <class S>
-void result_to_float(S const* in, index_t n, float* out, bool accumulate) {
-  ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::conv2d_convert_back<S>)(
-      in, n, out, accumulate);
+/// out = (accumulate: out +) a result of n elements of S, as the tensors' type E.
+template <class S, class E>
+void result_to(S const* in, index_t n, E* out, bool accumulate) {
+  ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(),
+                     cuda_kernels::conv2d_convert_back<S, E>)(in, n, out, accumulate);
   ARCNET_CUDA_LAUNCH_CHECK("conv2d_convert_back");
 }
 
 /// The weight in cuDNN's filter layout, as S.
-template <class S>
-tensor<float, cuda> krsc_weight(detail::conv2d_geometry const& g, float const* w) {
+template <class S, class E>
+tensor<float, cuda> krsc_weight(detail::conv2d_geometry const& g, E const* w) {
   index_t const count = g.cout * g.depth();
   auto out = scratch(static_cast<std::size_t>(count) * sizeof(S));
   ARCNET_CUDA_KERNEL(gpu::blocks_for(count), gpu::block_threads, 0, gpu::stream(),
-                     cuda_kernels::conv2d_weight_to_krsc<S>)(w, g.depth(), g.cout, elements<S>(out));
+                     cuda_kernels::conv2d_weight_to_krsc<E, S>)(w, g.depth(), g.cout, elements<S>(out));
   ARCNET_CUDA_LAUNCH_CHECK("conv2d_weight_to_krsc");
   return out;
 }
 
-/// `in` (n floats) as S: itself for float, else a copy converted on first use and kept for the
-/// directions that share it.
+/// `in` (n elements of E) as S: itself when S is E, else a copy converted on first use and kept
+/// for the directions that share it.
 struct converted {
   tensor<float, cuda> hold;
-  template <class S>
-  S const* get(float const* in, index_t n) {
-    if constexpr (std::is_same_v<S, float>) {
+  template <class S, class E>
+  S const* get(E const* in, index_t n) {
+    if constexpr (std::is_same_v<S, E>) {
       return in;
     } else {
       if (!hold.defined()) {
         hold = scratch(static_cast<std::size_t>(n) * sizeof(S));
-        ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::conv2d_convert<S>)(
-            in, n, elements<S>(hold));
+        ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(),
+                           cuda_kernels::conv2d_convert<E, S>)(in, n, elements<S>(hold));
         ARCNET_CUDA_LAUNCH_CHECK("conv2d_convert");
       }
       return elements<S>(hold);
@@ -296,9 +292,11 @@ inline bool ran(cudnnStatus_t status, plan const& p, direction d, char const* ca
   return false;
 }
 
-template <class S>
-bool run_forward(plan const& p, detail::conv2d_geometry const& g, float const* x, float const* w, float* y) {
-  constexpr bool same = std::is_same_v<S, float>;
+/// cuDNN runs on tensors of S (float or bfloat16); the tensors hold E. When the two differ the
+/// operands are converted to scratch copies and the result converted back.
+template <class S, class E>
+bool run_forward(plan const& p, detail::conv2d_geometry const& g, E const* x, E const* w, E* y) {
+  constexpr bool same = std::is_same_v<S, E>;
   index_t const y_count = g.n * g.ho * g.wo * g.cout;
   converted xc;
   S const* xs = xc.get<S>(x, g.n * g.h * g.w * g.cin);
@@ -314,15 +312,15 @@ bool run_forward(plan const& p, detail::conv2d_geometry const& g, float const* x
                                    ys),
            p, forward_pass, "cudnnConvolutionForward"))
     return false;
-  if constexpr (!same) result_to_float(ys, y_count, y, false);
+  if constexpr (!same) result_to(ys, y_count, y, false);
   return true;
 }
 
-/// dx += dL/dx: a float dx accumulates in place (beta = 1), a bf16 one through a scratch.
-template <class S>
-bool run_data_gradient(plan const& p, detail::conv2d_geometry const& g, float const* w, converted& dyc,
-                       float const* dy, float* dx) {
-  constexpr bool same = std::is_same_v<S, float>;
+/// dx += dL/dx: in place (beta = 1) when cuDNN's tensors are the tensors, else through a scratch.
+template <class S, class E>
+bool run_data_gradient(plan const& p, detail::conv2d_geometry const& g, E const* w, converted& dyc, E const* dy,
+                       E* dx) {
+  constexpr bool same = std::is_same_v<S, E>;
   index_t const x_count = g.n * g.h * g.w * g.cin;
   S const* dys = dyc.get<S>(dy, g.n * g.ho * g.wo * g.cout);
   auto wk = krsc_weight<S>(g, w);
@@ -337,14 +335,14 @@ bool run_data_gradient(plan const& p, detail::conv2d_geometry const& g, float co
                                         same ? &one : &zero, p.x, dxs),
            p, data_gradient, "cudnnConvolutionBackwardData"))
     return false;
-  if constexpr (!same) result_to_float(dxs, x_count, dx, true);
+  if constexpr (!same) result_to(dxs, x_count, dx, true);
   return true;
 }
 
 /// dw += dL/dw, through a scratch in cuDNN's filter layout.
-template <class S>
-bool run_filter_gradient(plan const& p, detail::conv2d_geometry const& g, float const* x, converted& dyc,
-                         float const* dy, float* dw) {
+template <class S, class E>
+bool run_filter_gradient(plan const& p, detail::conv2d_geometry const& g, E const* x, converted& dyc, E const* dy,
+                         E* dw) {
   converted xc;
   S const* xs = xc.get<S>(x, g.n * g.h * g.w * g.cin);
   S const* dys = dyc.get<S>(dy, g.n * g.ho * g.wo * g.cout);
@@ -359,16 +357,17 @@ bool run_filter_gradient(plan const& p, detail::conv2d_geometry const& g, float 
            p, filter_gradient, "cudnnConvolutionBackwardFilter"))
     return false;
   ARCNET_CUDA_KERNEL(gpu::blocks_for(count), gpu::block_threads, 0, gpu::stream(),
-                     cuda_kernels::conv2d_add_krsc_to_weight<S>)(elements<S>(dwk), g.depth(), g.cout, dw);
+                     cuda_kernels::conv2d_add_krsc_to_weight<S, E>)(elements<S>(dwk), g.depth(), g.cout, dw);
   ARCNET_CUDA_LAUNCH_CHECK("conv2d_add_krsc_to_weight");
   return true;
 }
 
-/// Runs one direction: on bf16 tensors in bf16 mode when cuDNN has an algorithm for them, else on
-/// float ones; false when neither ran. run(plan, bf16) runs it on a plan.
-template <class Run>
+/// Runs one direction: on bf16 tensors when the tensors are bf16 or the mode is bf16 and cuDNN has
+/// an algorithm for them, else on float ones; false when neither ran. run(plan, bf16) runs it on a
+/// plan.
+template <class E, class Run>
 bool run_direction(detail::conv2d_geometry const& g, std::size_t limit, direction d, Run const& run) {
-  if (precision::matmul() == precision::mode::bf16) {
+  if (std::is_same_v<E, bfloat16> || precision::matmul() == precision::mode::bf16) {
     plan const* p = plan_for(g, CUDNN_DATA_BFLOAT16, limit);
     if (p && p->usable(d) && run(*p, true)) return true;
   }
@@ -376,25 +375,27 @@ bool run_direction(detail::conv2d_geometry const& g, std::size_t limit, directio
   return p && p->usable(d) && run(*p, false);
 }
 
-/// y = conv(x, w), assigned; false (nothing done) when cuDNN has no algorithm for g here.
-inline bool forward(detail::conv2d_geometry const& g, float const* x, float const* w, float* y, std::size_t limit) {
-  return run_direction(g, limit, forward_pass, [&](plan const& p, bool bf16) {
-    return bf16 ? run_forward<cuda_kernels::bf16>(p, g, x, w, y) : run_forward<float>(p, g, x, w, y);
+/// y = conv(x, w), assigned; false (nothing done) when cuDNN has no algorithm for g here. E: float
+/// or bfloat16.
+template <class E>
+bool forward(detail::conv2d_geometry const& g, E const* x, E const* w, E* y, std::size_t limit) {
+  return run_direction<E>(g, limit, forward_pass, [&](plan const& p, bool bf16) {
+    return bf16 ? run_forward<bfloat16>(p, g, x, w, y) : run_forward<float>(p, g, x, w, y);
   });
 }
 
 /// dx += dL/dx and dw += dL/dw for those of them cuDNN can compute here; each one it computed is
 /// set to null, so the caller computes what is left.
-inline void backward(detail::conv2d_geometry const& g, float const* x, float const* w, float const* dy, float*& dx,
-                     float*& dw, std::size_t limit) {
-  converted dyc;  // dy's bf16 copy, made once for both directions
-  if (dx && run_direction(g, limit, data_gradient, [&](plan const& p, bool bf16) {
-        return bf16 ? run_data_gradient<cuda_kernels::bf16>(p, g, w, dyc, dy, dx)
-                    : run_data_gradient<float>(p, g, w, dyc, dy, dx);
+template <class E>
+void backward(detail::conv2d_geometry const& g, E const* x, E const* w, E const* dy, E*& dx, E*& dw,
+              std::size_t limit) {
+  converted dyc;  // dy's copy of the other type, when one is needed, made once for both directions
+  if (dx && run_direction<E>(g, limit, data_gradient, [&](plan const& p, bool bf16) {
+        return bf16 ? run_data_gradient<bfloat16>(p, g, w, dyc, dy, dx) : run_data_gradient<float>(p, g, w, dyc, dy, dx);
       }))
     dx = nullptr;
-  if (dw && run_direction(g, limit, filter_gradient, [&](plan const& p, bool bf16) {
-        return bf16 ? run_filter_gradient<cuda_kernels::bf16>(p, g, x, dyc, dy, dw)
+  if (dw && run_direction<E>(g, limit, filter_gradient, [&](plan const& p, bool bf16) {
+        return bf16 ? run_filter_gradient<bfloat16>(p, g, x, dyc, dy, dw)
                     : run_filter_gradient<float>(p, g, x, dyc, dy, dw);
       }))
     dw = nullptr;

@@ -244,16 +244,19 @@ inline ew_reduce_layout ew_make_reduce_layout(shape const& out, std::vector<inde
 }
 
 // ---- kernels ----------------------------------------------------------------------------------
-template <class T>
-__global__ void ew_unary_forward(unary_kind k, T const* x, T* y, index_t n, T p, T q) {
+// The unary kernels and axpy also take bf16 tensors: each element is widened to C = compute_t<T>
+// (float), computed as for float, and rounded once as it is stored; for float and double C is T.
+template <class T, class C = compute_t<T>>
+__global__ void ew_unary_forward(unary_kind k, T const* x, T* y, index_t n, C p, C q) {
   for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < n; i += index_t(gridDim.x) * blockDim.x)
-    y[i] = ew_apply(k, x[i], p, q);
+    y[i] = convert<T>(ew_apply(k, convert<C>(x[i]), p, q));
 }
-template <class T>
-__global__ void ew_unary_backward(unary_kind k, T const* x, T const* y, T const* dy, T* dx, index_t n, T p, T q) {
+template <class T, class C = compute_t<T>>
+__global__ void ew_unary_backward(unary_kind k, T const* x, T const* y, T const* dy, T* dx, index_t n, C p, C q) {
   for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < n; i += index_t(gridDim.x) * blockDim.x) {
-    if (k == unary_kind::relu) dx[i] += x[i] > T(0) ? dy[i] : T(0);  // as the CPU: no dy * 0
-    else dx[i] += mul_rn(dy[i], ew_derivative(k, x[i], y[i], p, q));
+    C const xi = convert<C>(x[i]), gi = convert<C>(dy[i]);
+    if (k == unary_kind::relu) dx[i] = convert<T>(convert<C>(dx[i]) + (xi > C(0) ? gi : C(0)));  // no dy * 0
+    else dx[i] = convert<T>(convert<C>(dx[i]) + mul_rn(gi, ew_derivative(k, xi, convert<C>(y[i]), p, q)));
   }
 }
 template <class T>
@@ -348,10 +351,10 @@ __global__ void ew_broadcast_accumulate(T const* x, T* y, index_t n, ew_layout l
     y[o] += mul_rn(alpha, x[ix]);
   }
 }
-template <class T>
-__global__ void ew_axpy(T alpha, T const* x, T* y, index_t n) {
+template <class T, class C = compute_t<T>>
+__global__ void ew_axpy(C alpha, T const* x, T* y, index_t n) {
   for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < n; i += index_t(gridDim.x) * blockDim.x)
-    y[i] += mul_rn(alpha, x[i]);
+    y[i] = convert<T>(convert<C>(y[i]) + mul_rn(alpha, convert<C>(x[i])));
 }
 
 }  // namespace cuda_kernels
@@ -367,8 +370,9 @@ struct elementwise_impl<cuda> {
   static void unary_forward(unary_kind k, tensor<T, cuda> const& x, tensor<T, cuda>& y, T p, T q) {
     index_t const n = x.numel();
     if (n == 0) return;
-    ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::ew_unary_forward)(
-        k, x.data(), y.data(), n, p, q);
+    using C = compute_t<T>;
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::ew_unary_forward<T>)(
+        k, x.data(), y.data(), n, convert<C>(p), convert<C>(q));
     ARCNET_CUDA_LAUNCH_CHECK("ew_unary_forward");
   }
   template <class T>
@@ -376,8 +380,9 @@ struct elementwise_impl<cuda> {
                              tensor<T, cuda> const& dy, tensor<T, cuda>& dx, T p, T q) {
     index_t const n = x.numel();
     if (n == 0) return;
-    ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::ew_unary_backward)(
-        k, x.data(), y.data(), dy.data(), dx.data(), n, p, q);
+    using C = compute_t<T>;
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::ew_unary_backward<T>)(
+        k, x.data(), y.data(), dy.data(), dx.data(), n, convert<C>(p), convert<C>(q));
     ARCNET_CUDA_LAUNCH_CHECK("ew_unary_backward");
   }
 
@@ -459,8 +464,8 @@ struct elementwise_impl<cuda> {
   static void axpy(T alpha, tensor<T, cuda> const& x, tensor<T, cuda>& y) {
     index_t const n = x.numel();
     if (n == 0) return;
-    ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::ew_axpy)(
-        alpha, x.data(), y.data(), n);
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::ew_axpy<T>)(
+        convert<compute_t<T>>(alpha), x.data(), y.data(), n);
     ARCNET_CUDA_LAUNCH_CHECK("ew_axpy");
   }
 

@@ -6,7 +6,8 @@
 // every run (no float atomics). max_backward is not given the window geometry (the facade passes
 // only the shapes), so it first finds, from the argmax itself, which output rows and columns
 // can point at each input row and column (integer min/max reductions), then gathers over those.
-// Global average pooling is a two-stage column sum per image, in double.
+// Global average pooling is a two-stage column sum per image, in double. bf16 tensors are
+// pooled in float (compute_t), each result rounded to bf16 once.
 #include <algorithm>
 #include <cmath>
 
@@ -47,28 +48,30 @@ __host__ __device__ inline void pool_max_forward_item(detail::pool2d_geometry co
   index_t const ow = t % g.wo, u = t / g.wo, oh = u % g.ho, n = u / g.ho;
   pool_window const wh = pool_window_of(oh, g.stride_h, g.pad_h, g.kernel_h, g.h);
   pool_window const ww = pool_window_of(ow, g.stride_w, g.pad_w, g.kernel_w, g.w);
-  T best = -static_cast<T>(INFINITY);  // (numeric_limits is host-only without --expt-relaxed-constexpr)
+  using C = compute_t<T>;
+  C best = -static_cast<C>(INFINITY);  // (numeric_limits is host-only without --expt-relaxed-constexpr)
   index_t pos = wh.begin * g.w + ww.begin;
   for (index_t ih = wh.begin; ih < wh.end; ++ih)
     for (index_t iw = ww.begin; iw < ww.end; ++iw) {
-      T const v = x[((n * g.h + ih) * g.w + iw) * c + ch];
+      C const v = convert<C>(x[((n * g.h + ih) * g.w + iw) * c + ch]);
       if (v > best || v != v) best = v, pos = ih * g.w + iw;
     }
-  y[o] = best;
+  y[o] = convert<T>(best);
   if (idx) idx[o] = pos;
 }
 
 /// Average pooling of output element o, summed in the CPU's order, then scaled.
 template <class T>
 __host__ __device__ inline T pool_avg_forward_item(detail::pool2d_geometry const& g, T const* x, index_t o) {
+  using C = compute_t<T>;
   index_t const c = g.c, ch = o % c, t = o / c;
   index_t const ow = t % g.wo, u = t / g.wo, oh = u % g.ho, n = u / g.ho;
   pool_window const wh = pool_window_of(oh, g.stride_h, g.pad_h, g.kernel_h, g.h);
   pool_window const ww = pool_window_of(ow, g.stride_w, g.pad_w, g.kernel_w, g.w);
-  T sum = T(0);
+  C sum = C(0);
   for (index_t ih = wh.begin; ih < wh.end; ++ih)
-    for (index_t iw = ww.begin; iw < ww.end; ++iw) sum += x[((n * g.h + ih) * g.w + iw) * c + ch];
-  return sum * pool_avg_scale<T>(g.count_include_pad, wh, ww);
+    for (index_t iw = ww.begin; iw < ww.end; ++iw) sum += convert<C>(x[((n * g.h + ih) * g.w + iw) * c + ch]);
+  return convert<T>(sum * pool_avg_scale<C>(g.count_include_pad, wh, ww));
 }
 
 /// Outputs along one axis whose window holds input position i: start = o*stride - pad <= i <
@@ -91,15 +94,16 @@ __host__ __device__ inline void pool_avg_backward_item(detail::pool2d_geometry c
   index_t oh_lo, oh_hi, ow_lo, ow_hi;
   pool_windows_holding(ih, g.stride_h, g.pad_h, g.kernel_h, g.ho, oh_lo, oh_hi);
   pool_windows_holding(iw, g.stride_w, g.pad_w, g.kernel_w, g.wo, ow_lo, ow_hi);
-  T acc = dx[i];
+  using C = compute_t<T>;
+  C acc = convert<C>(dx[i]);
   for (index_t oh = oh_lo; oh <= oh_hi; ++oh) {
     pool_window const wh = pool_window_of(oh, g.stride_h, g.pad_h, g.kernel_h, g.h);
     for (index_t ow = ow_lo; ow <= ow_hi; ++ow) {
       pool_window const ww = pool_window_of(ow, g.stride_w, g.pad_w, g.kernel_w, g.w);
-      acc += pool_avg_scale<T>(g.count_include_pad, wh, ww) * dy[((n * g.ho + oh) * g.wo + ow) * c + ch];
+      acc += pool_avg_scale<C>(g.count_include_pad, wh, ww) * convert<C>(dy[((n * g.ho + oh) * g.wo + ow) * c + ch]);
     }
   }
-  dx[i] = acc;
+  dx[i] = convert<T>(acc);
 }
 
 /// dx[i] plus dy over every output of the same image and channel whose argmax is input element
@@ -113,13 +117,14 @@ __host__ __device__ inline void pool_max_backward_item(detail::pool2d_geometry c
   index_t const c = g.c, ch = i % c, t = i / c;
   index_t const iw = t % g.w, u = t / g.w, ih = u % g.h, n = u / g.h;
   index_t const pos = ih * g.w + iw;
-  T acc = dx[i];
+  using C = compute_t<T>;
+  C acc = convert<C>(dx[i]);
   for (index_t oh = row_lo[ih]; oh <= row_hi[ih]; ++oh)
     for (index_t ow = col_lo[iw]; ow <= col_hi[iw]; ++ow) {
       index_t const o = ((n * g.ho + oh) * g.wo + ow) * c + ch;
-      if (idx[o] == pos) acc += dy[o];
+      if (idx[o] == pos) acc += convert<C>(dy[o]);
     }
-  dx[i] = acc;
+  dx[i] = convert<T>(acc);
 }
 
 template <class T>
@@ -243,7 +248,7 @@ __global__ void pool_column_partials(T const* x, index_t images, index_t pixels,
   for (index_t b = blockIdx.z; b < images; b += gridDim.z) {
     double acc = 0;
     if (ch < c)
-      for (index_t p = p0 + threadIdx.y; p < p1; p += pool_sum_rows) acc += static_cast<double>(x[(b * pixels + p) * c + ch]);
+      for (index_t p = p0 + threadIdx.y; p < p1; p += pool_sum_rows) acc += convert<double>(x[(b * pixels + p) * c + ch]);
     sums[threadIdx.y][threadIdx.x] = acc;
     __syncthreads();
     if (threadIdx.y == 0 && ch < c) {
@@ -255,23 +260,23 @@ __global__ void pool_column_partials(T const* x, index_t images, index_t pixels,
   }
 }
 
-/// Stage 2: y[image, c] = (T) (sum over the segments, in order) * scale.
-template <class T>
-__global__ void pool_column_finish(double const* partial, index_t images, index_t segments, index_t c, T scale, T* y) {
+/// Stage 2: y[image, c] = (C) (sum over the segments, in order) * scale, as T.
+template <class T, class C = compute_t<T>>
+__global__ void pool_column_finish(double const* partial, index_t images, index_t segments, index_t c, C scale, T* y) {
   for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < images * c; i += index_t(gridDim.x) * blockDim.x) {
     index_t const b = i / c, ch = i - b * c;
     double s = 0;
     for (index_t t = 0; t < segments; ++t) s += partial[(b * segments + t) * c + ch];
-    y[i] = static_cast<T>(s) * scale;
+    y[i] = convert<T>(static_cast<C>(s) * scale);
   }
 }
 
 /// dx[t, c] += scale * dy[t / pixels, c] over the N * pixels rows t.
-template <class T>
-__global__ void pool_global_avg_backward(T const* dy, T* dx, index_t pixels, index_t c, T scale, index_t count) {
+template <class T, class C = compute_t<T>>
+__global__ void pool_global_avg_backward(T const* dy, T* dx, index_t pixels, index_t c, C scale, index_t count) {
   for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < count; i += index_t(gridDim.x) * blockDim.x) {
     index_t const ch = i % c, t = i / c;
-    dx[i] += scale * dy[(t / pixels) * c + ch];
+    dx[i] = convert<T>(convert<C>(dx[i]) + scale * convert<C>(dy[(t / pixels) * c + ch]));
   }
 }
 
@@ -341,8 +346,8 @@ struct pool_impl<cuda> {
     ARCNET_CUDA_KERNEL(grid, dim3(pool_sum_cols, pool_sum_rows), 0, gpu::stream(), pool_column_partials)(
         x, n, pixels, c, seg, partial.data());
     ARCNET_CUDA_LAUNCH_CHECK("pool_column_partials");
-    T const scale = T(1) / static_cast<T>(pixels);
-    ARCNET_CUDA_KERNEL(gpu::blocks_for(n * c), gpu::block_threads, 0, gpu::stream(), pool_column_finish)(
+    compute_t<T> const scale = compute_t<T>(1) / static_cast<compute_t<T>>(pixels);
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(n * c), gpu::block_threads, 0, gpu::stream(), pool_column_finish<T>)(
         partial.data(), n, segments, c, scale, y);
     ARCNET_CUDA_LAUNCH_CHECK("pool_column_finish");
   }
@@ -352,9 +357,9 @@ struct pool_impl<cuda> {
   static void global_avg_backward(index_t n, index_t pixels, index_t c, T const* dy, T* dx) {
     index_t const count = n * pixels * c;
     if (count <= 0) return;
-    T const scale = T(1) / static_cast<T>(pixels);
+    compute_t<T> const scale = compute_t<T>(1) / static_cast<compute_t<T>>(pixels);
     ARCNET_CUDA_KERNEL(gpu::blocks_for(count), gpu::block_threads, 0, gpu::stream(),
-                       cuda_kernels::pool_global_avg_backward)(
+                       cuda_kernels::pool_global_avg_backward<T>)(
         dy, dx, pixels, c, scale, count);
     ARCNET_CUDA_LAUNCH_CHECK("pool_global_avg_backward");
   }
