@@ -3,7 +3,8 @@
 // mode. benchmarks/gpu/run_all.sh runs it beside PyTorch on the same GPU.
 //   arcnet_bench_resnet_arcface_cuda SIZE BATCH [ITERS] [fp32|tf32|bf16] [gemm|cudnn]
 // The last argument is the backend of the convolutions that are not pointwise (default: cudnn
-// when the build found it, see ops/cuda/conv2d.cuh).
+// when the build found it, see ops/cuda/conv2d.cuh). In bf16 mode the backbone's activations are
+// bf16 unless ARCNET_BF16_ACTIVATIONS=0 (core/precision.hpp).
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -23,7 +24,8 @@ int main(int argc, char** argv) try {
   arcnet::precision::set_matmul(mode);
   using conv = arcnet::ops::conv2d_impl<arcnet::cuda>;
   if (argc > 5) conv::set_backend(conv::parse_backend(argv[5]));
-  std::string extra = std::string(" precision=") + arcnet::precision::name(mode) + " conv=" + conv::name(conv::backend());
+  std::string extra = std::string(" precision=") + arcnet::precision::name(mode) + " conv=" + conv::name(conv::backend()) +
+                      " activations=" + (arcnet::precision::bf16_activations() ? "bf16" : "fp32");
   int rc = arcnet::bench::resnet_arcface_main<arcnet::cuda>(std::atoi(argv[1]), std::atoi(argv[2]),
                                                             argc > 3 ? std::atoi(argv[3]) : 10, extra.c_str());
   auto m = arcnet::gpu::memory_stats();

@@ -164,7 +164,7 @@ field() {  # the number after NAME= in a result line, "-" when the run printed n
 }
 rows="" tc="" done_configs=" "
 bench_config() {  # one point: PyTorch eager, then arcnet on each convolution backend
-  local c=$1 sz bs p t a b n
+  local c=$1 sz bs p t a b n act variants
   IFS=: read -r sz bs p <<<"$c"
   n=$(echo "$c" | tr ':' '_')
   done_configs="$done_configs$c "
@@ -172,13 +172,20 @@ bench_config() {  # one point: PyTorch eager, then arcnet on each convolution ba
     "$iters" cuda "$p"
   t=$(grep "^pytorch " "$logs/bench_torch_$n.log")
   [ -n "$t" ] && echo "$t"
-  for b in cudnn gemm; do  # a build without cuDNN refuses 'cudnn' at once: its row shows '-'
-    bounded 90 "$logs/bench_arcnet_${n}_$b.log" "$build/benchmarks/arcnet_bench_resnet_arcface_cuda" "$sz" "$bs" \
-      "$iters" "$p" "$b"
-    a=$(grep "train_img_s=\|infer_img_s=" "$logs/bench_arcnet_${n}_$b.log" | tail -1)
+  # a build without cuDNN refuses 'cudnn' at once: its row shows '-'. At the first bf16 point,
+  # also bf16 operands on fp32 activations (ARCNET_BF16_ACTIVATIONS=0), to measure the storage.
+  variants="cudnn gemm"
+  [ "$p" = bf16 ] && [ "$c" = "$first" ] && variants="$variants cudnn:fp32act"
+  for b in $variants; do
+    act=1
+    [ "${b#*:}" = fp32act ] && act=0
+    bounded 90 "$logs/bench_arcnet_${n}_${b%%:*}_$act.log" env ARCNET_BF16_ACTIVATIONS=$act \
+      "$build/benchmarks/arcnet_bench_resnet_arcface_cuda" "$sz" "$bs" "$iters" "$p" "${b%%:*}"
+    a=$(grep "train_img_s=\|infer_img_s=" "$logs/bench_arcnet_${n}_${b%%:*}_$act.log" | tail -1)
     [ -n "$a" ] && echo "$a"
-    rows="$rows${sz}x$bs $p $b $(field "$a" infer_img_s) $(field "$t" infer_img_s) $(field "$a" train_img_s) \
-$(field "$t" train_img_s) $(field "$a" peak_in_use_mb) $(field "$t" peak_in_use_mb)
+    act=$(echo "$a" | sed -n 's/.*activations=\([a-z0-9]*\).*/\1/p')
+    rows="$rows${sz}x$bs $p ${act:--} ${b%%:*} $(field "$a" infer_img_s) $(field "$t" infer_img_s) \
+$(field "$a" train_img_s) $(field "$t" train_img_s) $(field "$a" peak_in_use_mb) $(field "$t" peak_in_use_mb)
 "
   done
   summary
@@ -227,11 +234,12 @@ summary() {  # the table for the README, rewritten in summary.txt after every pa
     if [ -n "$rows" ]; then
       # 'limit': arcnet's training img/s as a fraction of what 800 TFLOP/s allows at ~99 GFLOP per
       # image per step at 448x448 (scaled by the pixel count for other sizes).
-      printf "%-8s %-5s %-6s %10s %10s %6s %10s %10s %6s %6s %9s %9s\n" input prec conv "arcnet inf" "torch inf" \
-        ratio "arcnet trn" "torch trn" ratio limit "arcnet MB" "torch MB"
-      printf "%s" "$rows" | awk '{ ri = ($4 + 0 > 0 && $5 + 0 > 0) ? $4 / $5 : 0; rt = ($6 + 0 > 0 && $7 + 0 > 0) ? $6 / $7 : 0
-        split($1, d, "x"); lim = $6 * 99e9 * (d[1] / 448) ^ 2 / 800e12
-        printf "%-8s %-5s %-6s %10s %10s %6.2f %10s %10s %6.2f %6.3f %9s %9s\n", $1, $2, $3, $4, $5, ri, $6, $7, rt, lim, $8, $9 }'
+      printf "%-8s %-5s %-4s %-6s %10s %10s %6s %10s %10s %6s %6s %9s %9s\n" input prec act conv "arcnet inf" \
+        "torch inf" ratio "arcnet trn" "torch trn" ratio limit "arcnet MB" "torch MB"
+      printf "%s" "$rows" | awk '{ ri = ($5 + 0 > 0 && $6 + 0 > 0) ? $5 / $6 : 0; rt = ($7 + 0 > 0 && $8 + 0 > 0) ? $7 / $8 : 0
+        split($1, d, "x"); lim = $7 * 99e9 * (d[1] / 448) ^ 2 / 800e12
+        printf "%-8s %-5s %-4s %-6s %10s %10s %6.2f %10s %10s %6.2f %6.3f %9s %9s\n", $1, $2, $3, $4, $5, $6, ri, $7, $8, rt,
+          lim, $9, $10 }'
     fi
   } >"$logs/summary.txt"
 }

@@ -136,6 +136,75 @@ TEST_CASE("cuda model: float training under fp32, tf32 and bf16 stays close to t
   }
 }
 
+TEST_CASE("cuda model: bf16 activations halve what the graph keeps, as accurate as bf16 operands",
+          "[cuda][model]") {
+  ARCNET_REQUIRE_CUDA_DEVICE();
+  generator g(11);
+  retriever::module<float, cuda> model(small_head(), g);
+  model.train(false);  // the same statistics in every run: eval mode, no running update
+  auto const images = cuda_testing::random_tensor<float>(shape{4, 64, 64, 3}, 5).to<cuda>();
+  std::vector<std::int64_t> const targets{0, 3, 1, 4};
+  struct pass {
+    double loss = 0;
+    std::size_t kept = 0;  // device bytes held after the forward of 4 images minus that of 2
+    std::map<std::string, tensor<float, cpu>> grads;
+  };
+  auto run = [&](precision::mode mode, bool bf16_storage) {
+    precision::scope const policy(mode);
+    precision::set_bf16_activations(bf16_storage);
+    pass p;
+    for (index_t n : {index_t(2), index_t(4)}) {
+      model.for_each_parameter([](std::string const&, auto& v, nn::param_layout) { v.zero_grad(); });
+      std::size_t const before = gpu::memory_stats().in_use;
+      std::vector<std::int64_t> const t(targets.begin(), targets.begin() + n);
+      auto loss = model.loss(variable<float, cuda>(images.narrow(0, n)), t);
+      // the graph's saved tensors for n images; the difference between 4 and 2 images leaves
+      // out what does not grow with the batch (the convolutions' bf16 weight casts)
+      p.kept = gpu::memory_stats().in_use - before - p.kept;
+      if (n == 2) continue;
+      p.loss = loss.value().item();
+      loss.backward();
+      model.for_each_parameter([&](std::string const& name, auto& v, nn::param_layout) {
+        if (v.grad().defined()) p.grads[name] = v.grad().template to<cpu>();
+      });
+    }
+    precision::set_bf16_activations(true);
+    return p;
+  };
+  auto const exact = run(precision::mode::fp32, true);  // fp32 mode: bf16 storage does not apply
+  auto const operands = run(precision::mode::bf16, false), storage = run(precision::mode::bf16, true);
+  // the worst gradient difference from fp32 mode, relative to each tensor's largest entry
+  auto worst_gradient = [&](pass const& p) {
+    double worst = 0;
+    REQUIRE(p.grads.size() == exact.grads.size());
+    for (auto const& [name, want] : exact.grads) {
+      auto const& got = p.grads.at(name);
+      double scale = 1e-6, diff = 0;
+      for (index_t i = 0; i < want.numel(); ++i) {
+        REQUIRE(std::isfinite(got[i]));
+        scale = std::max(scale, double(std::abs(want[i])));
+        diff = std::max(diff, double(std::abs(got[i] - want[i])));
+      }
+      worst = std::max(worst, diff / scale);
+    }
+    return worst;
+  };
+  double const g_op = worst_gradient(operands), g_st = worst_gradient(storage);
+  std::printf("bf16 activations (ResNet-18, 64x64, eval mode): loss %.6f, %.6f with bf16 operands, %.6f with bf16 "
+              "storage; worst gradient %.3g, %.3g; graph bytes per 2 images %zu, %zu, %zu\n",
+              exact.loss, operands.loss, storage.loss, g_op, g_st, exact.kept, operands.kept, storage.kept);
+  // fp32 mode and bf16 operands keep 4 bytes per saved activation element, bf16 storage 2
+  CHECK(exact.kept == operands.kept);
+  CHECK(double(storage.kept) < 0.6 * double(operands.kept));
+  CHECK(std::abs(storage.loss - exact.loss) <= 3 * std::abs(operands.loss - exact.loss) + 1e-3 * exact.loss);
+  CHECK(g_st <= 3 * g_op + 0.02);
+  // Training with bf16 activations learns
+  precision::scope const policy(precision::mode::bf16);
+  auto const state = train_steps<float, cuda>(3);
+  CHECK(std::isfinite(state.losses[2]));
+  CHECK(state.losses[2] < state.losses[0]);
+}
+
 TEST_CASE("cuda model: the ArcFace head computes in fp32 under the tf32 and bf16 policies", "[cuda][model]") {
   ARCNET_REQUIRE_CUDA_DEVICE();
   models::arcface_options o = small_head();

@@ -342,6 +342,11 @@ train_result train(train_options const& o, distributed::communicator* comm = nul
   auto model = make_retriever<float, D>(spec.arch, spec.embedding_dim, spec.head, g);
   if (o.model.zero_init_residual) model->zero_init_residual();
   std::vector<std::string> notes;
+  if (o.dist.sync_bn && ranks > 1 && precision::bf16_activations()) {
+    // synchronised batch norm exchanges fp32 activations' statistics: keep the activations fp32
+    precision::set_bf16_activations(false);
+    notes.push_back("bf16 mode with synchronised batch norm: fp32 activations (bf16 GEMM and convolution operands)");
+  }
   if (!o.load_from.empty()) {
     auto c = read_checkpoint(o.load_from);
     auto r = io::load_state_dict(*model, io::adapt_keys(c.model, io::state_names(*model)), false);

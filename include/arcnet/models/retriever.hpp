@@ -3,13 +3,16 @@
 // encoder (backbone, pooled feature, optional embedding neck) and an ArcFace head. Parameter
 // names: "backbone.*", "neck.*", "head.norm_product.weight".
 #include <string>
+#include <type_traits>
 #include <vector>
 
+#include "arcnet/core/precision.hpp"
 #include "arcnet/models/arcface.hpp"
 #include "arcnet/nn/batch_norm.hpp"
 #include "arcnet/nn/linear.hpp"
 #include "arcnet/nn/sequential.hpp"
 #include "arcnet/nn/stateless.hpp"
+#include "arcnet/ops/cast.hpp"
 #include "arcnet/ops/normalize.hpp"
 
 namespace arcnet::models {
@@ -37,7 +40,16 @@ struct image_retriever {
         : backbone_(g), neck_(g), head_(with_features(std::move(head)), g) {}
 
     /// (N, H, W, C) images -> (N, embedding_dim) features, not normalised (recorded on the tape).
-    variable<T, D> features(variable<T, D> const& images) { return neck_.forward(backbone_.forward(images)); }
+    /// In bf16 mode on the CUDA device the backbone runs on bf16 activations (precision.hpp's
+    /// bf16_activations): the images are cast to bf16 and the pooled feature back to fp32, so the
+    /// neck and the head stay in fp32.
+    variable<T, D> features(variable<T, D> const& images) {
+      if constexpr (std::is_same_v<D, cuda> && std::is_same_v<T, float>) {
+        if (precision::bf16_activations())
+          return neck_.forward(ops::cast<float>(backbone_.forward(ops::cast<bfloat16>(images))));
+      }
+      return neck_.forward(backbone_.forward(images));
+    }
     /// L2-normalised embeddings (N, embedding_dim), without recording a graph.
     tensor<T, D> extract_feat(tensor<T, D> const& images) {
       autograd::no_grad guard;

@@ -2,6 +2,7 @@
 // nn::batch_norm<C>: batch normalisation over the channels (last axis) of NHWC or (N, C) activations.
 #include <functional>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "arcnet/nn/init.hpp"
@@ -97,15 +98,19 @@ struct batch_norm {
           running_var_(detail::make_buffer<T, D>(shape{C}, T(1))),
           num_batches_tracked_(detail::make_buffer<T, D>(shape{}, T(0))) {}
 
-    /// (..., C) -> (..., C)
-    variable<T, D> forward(variable<T, D> const& x) { return run(x, false); }
+    /// (..., C) -> (..., C). The activations may be bf16 while the parameters and statistics are
+    /// fp32 (bf16 mode's storage on the CUDA device; see ops/batch_norm.hpp).
+    template <class A = T>
+    variable<A, D> forward(variable<A, D> const& x) { return run(x, false); }
     /// max(forward(x), 0) as one op (ops::batch_norm_options::relu): how sequential runs a batch
     /// norm followed by a ReLU while nn::fusion is on. Under a batch_norm_train_override (synchronised
     /// batch norm) in train mode the override runs unfused and the ReLU follows it.
-    variable<T, D> forward_relu(variable<T, D> const& x) { return run(x, true); }
+    template <class A = T>
+    variable<A, D> forward_relu(variable<A, D> const& x) { return run(x, true); }
     /// max(forward(x) + shortcut, 0) as one op (ops::batch_norm_add): how nn::residual ends a
     /// block whose body ends in a batch norm while nn::fusion is on.
-    variable<T, D> forward_add_relu(variable<T, D> const& x, variable<T, D> const& shortcut) {
+    template <class A = T>
+    variable<A, D> forward_add_relu(variable<A, D> const& x, variable<A, D> const& shortcut) {
       return run(x, true, &shortcut);
     }
     template <class F>
@@ -136,7 +141,8 @@ struct batch_norm {
 
    private:
     /// forward, with the ReLU and the shortcut's add (shortcut may be null) fused when asked.
-    variable<T, D> run(variable<T, D> const& x, bool relu, variable<T, D> const* shortcut = nullptr) {
+    template <class A>
+    variable<A, D> run(variable<A, D> const& x, bool relu, variable<A, D> const* shortcut = nullptr) {
       if (x.rank() < 2 || x.size(-1) != C)
         detail::raise<shape_error>(describe_type(), ": expected input (..., ", C, "), got shape ", x.shape());
       ops::batch_norm_options o;
@@ -144,11 +150,19 @@ struct batch_norm {
       o.momentum = momentum_;
       o.eps = eps_;
       if (training_ && autograd::grad_enabled()) bump_batches();
-      if (auto* hook = detail_bn::current_hook<T, D>()) (*hook)(x, running_mean_, running_var_);
-      if (auto* f = detail_bn::current_train_forward<T, D>(); f && training_) {
-        auto y = (*f)(x, weight_, bias_, running_mean_, running_var_, o);
-        if (shortcut) y = ops::add(y, *shortcut);
-        return relu ? ops::relu(y) : y;
+      auto* hook = detail_bn::current_hook<T, D>();
+      auto* f = training_ ? detail_bn::current_train_forward<T, D>() : nullptr;
+      if constexpr (std::is_same_v<A, T>) {
+        if (hook) (*hook)(x, running_mean_, running_var_);
+        if (f) {
+          auto y = (*f)(x, weight_, bias_, running_mean_, running_var_, o);
+          if (shortcut) y = ops::add(y, *shortcut);
+          return relu ? ops::relu(y) : y;
+        }
+      } else if (hook || f) {
+        detail::raise<config_error>(describe_type(), ": a batch_norm_observer or a synchronised batch norm takes "
+                                    "activations of the parameters' type; these are bf16 (bf16 mode's storage: set "
+                                    "ARCNET_BF16_ACTIVATIONS=0, or precision::set_bf16_activations(false))");
       }
       o.relu = relu;
       if (shortcut) return ops::batch_norm_add(x, weight_, bias_, running_mean_, running_var_, *shortcut, o);

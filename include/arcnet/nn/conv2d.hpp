@@ -1,9 +1,11 @@
 #pragma once
 // nn::conv2d<In, Out, Kernel, Stride, Pad, Bias>: a 2-D convolution over NHWC activations.
 #include <string>
+#include <type_traits>
 
 #include "arcnet/nn/init.hpp"
 #include "arcnet/nn/layer.hpp"
+#include "arcnet/ops/cast.hpp"
 #include "arcnet/ops/conv2d.hpp"
 
 namespace arcnet::nn {
@@ -45,10 +47,17 @@ struct conv2d {
           init::uniform_fan_in(b, index_t(In) * Kernel * Kernel, g);
         });
     }
-    /// (N, H, W, In) -> (N, Ho, Wo, Out)
-    variable<T, D> forward(variable<T, D> const& x) {
+    /// (N, H, W, In) -> (N, Ho, Wo, Out). Activations of another type than the parameters (bf16
+    /// with fp32 weights) get the weight and bias cast to their type per call, as PyTorch's
+    /// autocast: the gradients come back through the casts into the fp32 parameters.
+    template <class A = T>
+    variable<A, D> forward(variable<A, D> const& x) {
       detail::check_nhwc(describe_type().c_str(), x.shape(), In);
-      return ops::conv2d(x, weight_, bias_, options());
+      if constexpr (std::is_same_v<A, T>)
+        return ops::conv2d(x, weight_, bias_, options());
+      else
+        return ops::conv2d(x, ops::cast<A>(weight_), bias_.defined() ? ops::cast<A>(bias_) : variable<A, D>(),
+                           options());
     }
     template <class F>
     void for_each_parameter(F&& f, std::string const& prefix = "") {

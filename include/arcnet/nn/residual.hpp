@@ -42,17 +42,26 @@ struct residual {
    public:
     explicit module(generator& g = default_generator()) : body_(g), shortcut_(g), after_(g) {}
 
-    variable<T, D> forward(variable<T, D> const& x) {
+    /// Activations of the parameters' type, or bf16 ones (bf16 mode's storage on the CUDA device),
+    /// which need the fused end (nn::fusion on, a body ending in a batch norm, a ReLU after).
+    template <class A = T>
+    variable<A, D> forward(variable<A, D> const& x) {
       if constexpr (fusion::is_relu<After> && fusion::ends_in_batch_norm<Body>::value) {
         // The body's last batch norm, the add and the ReLU as one op; not where the CPU's
         // gradient-free forward folds that batch norm into its convolution (below).
         if (fusion::enabled() && !fusion::may_fuse<D>()) return body_.forward_add_relu(x, shortcut_.forward(x));
       }
-      auto y = body_.forward(x);
-      auto s = shortcut_.forward(x);
-      if constexpr (std::is_same_v<D, cpu> && fusion::is_relu<After>)
-        if (fusion::may_fuse<D>() && y.shape() == s.shape()) return fusion::add_relu(y, s);  // one pass
-      return after_.forward(ops::add(y, s));
+      if constexpr (std::is_same_v<A, T>) {
+        auto y = body_.forward(x);
+        auto s = shortcut_.forward(x);
+        if constexpr (std::is_same_v<D, cpu> && fusion::is_relu<After>)
+          if (fusion::may_fuse<D>() && y.shape() == s.shape()) return fusion::add_relu(y, s);  // one pass
+        return after_.forward(ops::add(y, s));
+      } else {
+        detail::raise<config_error>("residual: bf16 activations take the fused end of a block (batch norm, add and "
+                                    "ReLU as one op), and nn::fusion is off or this block's body does not end in "
+                                    "a batch norm; set ARCNET_BF16_ACTIVATIONS=0 for fp32 activations");
+      }
     }
     template <class F>
     void for_each_parameter(F&& f, std::string const& prefix = "") {

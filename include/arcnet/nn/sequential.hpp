@@ -103,9 +103,13 @@ struct sequential {
    public:
     explicit module(generator& g = default_generator()) : children_(make_children(g, std::index_sequence_for<Layers...>{})) {}
 
-    variable<T, D> forward(variable<T, D> const& x) { return forward_from<0, sizeof...(Layers)>(x); }
+    /// The activations may be of another type than the parameters (bf16 with fp32 parameters, on
+    /// the CUDA device): every layer of ResNet's backbone takes them.
+    template <class A = T>
+    variable<A, D> forward(variable<A, D> const& x) { return forward_from<0, sizeof...(Layers)>(x); }
     /// max(forward(x) + shortcut, 0), the last layer (a batch norm) fused with the add and the ReLU.
-    variable<T, D> forward_add_relu(variable<T, D> const& x, variable<T, D> const& shortcut) {
+    template <class A = T>
+    variable<A, D> forward_add_relu(variable<A, D> const& x, variable<A, D> const& shortcut) {
       static_assert(ends_in_batch_norm, "arcnet::nn::sequential::forward_add_relu: the last layer must be a batch norm");
       constexpr std::size_t last = sizeof...(Layers) - 1;
       return std::get<last>(children_).forward_add_relu(forward_from<0, last>(x), shortcut);
@@ -133,12 +137,12 @@ struct sequential {
    private:
     /// Children I..count-1 in order; a convolution + batch norm (+ ReLU), or a batch norm + ReLU,
     /// runs fused when fusion.hpp allows.
-    template <std::size_t I, std::size_t count>
-    variable<T, D> forward_from(variable<T, D> const& x) {
+    template <std::size_t I, std::size_t count, class A>
+    variable<A, D> forward_from(variable<A, D> const& x) {
       if constexpr (I == count) {
         return x;
       } else {
-        if constexpr (std::is_same_v<D, cpu> && I + 1 < count) {
+        if constexpr (std::is_same_v<D, cpu> && std::is_same_v<A, T> && I + 1 < count) {
           using conv_layer = std::tuple_element_t<I, layers>;
           if constexpr (fusion::is_conv_batch_norm<conv_layer, std::tuple_element_t<I + 1, layers>>) {
             auto& bn = std::get<I + 1>(children_);

@@ -28,7 +28,8 @@ struct relu {
   template <class T, class D>
   struct module : detail::stateless_module {
     explicit module(generator& = default_generator()) {}
-    variable<T, D> forward(variable<T, D> const& x) { return ops::relu(x); }
+    template <class A = T>
+    variable<A, D> forward(variable<A, D> const& x) { return ops::relu(x); }
     shape describe(shape const& in, std::string const& prefix, std::vector<layer_info>& out) const {
       out.push_back({prefix, describe_type(), in, 0, double(in.numel())});
       return in;
@@ -45,7 +46,8 @@ struct identity {
   template <class T, class D>
   struct module : detail::stateless_module {
     explicit module(generator& = default_generator()) {}
-    variable<T, D> forward(variable<T, D> const& x) { return x; }
+    template <class A = T>
+    variable<A, D> forward(variable<A, D> const& x) { return x; }
     shape describe(shape const& in, std::string const&, std::vector<layer_info>&) const { return in; }
   };
 };
@@ -92,7 +94,8 @@ struct max_pool {
   template <class T, class D>
   struct module : detail::stateless_module {
     explicit module(generator& = default_generator()) {}
-    variable<T, D> forward(variable<T, D> const& x) { return ops::max_pool2d(x, options()); }
+    template <class A = T>
+    variable<A, D> forward(variable<A, D> const& x) { return ops::max_pool2d(x, options()); }
     shape describe(shape const& in, std::string const& prefix, std::vector<layer_info>& out) const {
       detail::check_nhwc(describe_type().c_str(), in, 0);
       shape y{in[0], (in[1] + 2 * Pad - Kernel) / Stride + 1, (in[2] + 2 * Pad - Kernel) / Stride + 1, in[3]};
@@ -114,7 +117,8 @@ struct avg_pool {
   template <class T, class D>
   struct module : detail::stateless_module {
     explicit module(generator& = default_generator()) {}
-    variable<T, D> forward(variable<T, D> const& x) { return ops::avg_pool2d(x, max_pool<Kernel, Stride, Pad>::options()); }
+    template <class A = T>
+    variable<A, D> forward(variable<A, D> const& x) { return ops::avg_pool2d(x, max_pool<Kernel, Stride, Pad>::options()); }
     shape describe(shape const& in, std::string const& prefix, std::vector<layer_info>& out) const {
       detail::check_nhwc(describe_type().c_str(), in, 0);
       shape y{in[0], (in[1] + 2 * Pad - Kernel) / Stride + 1, (in[2] + 2 * Pad - Kernel) / Stride + 1, in[3]};
@@ -133,7 +137,8 @@ struct global_avg_pool {
   template <class T, class D>
   struct module : detail::stateless_module {
     explicit module(generator& = default_generator()) {}
-    variable<T, D> forward(variable<T, D> const& x) { return ops::global_avg_pool(x); }
+    template <class A = T>
+    variable<A, D> forward(variable<A, D> const& x) { return ops::global_avg_pool(x); }
     shape describe(shape const& in, std::string const& prefix, std::vector<layer_info>& out) const {
       detail::check_nhwc("global_avg_pool", in, 0);
       shape y{in[0], in[3]};
