@@ -37,6 +37,7 @@
 #include "arcnet/core/bfloat16.hpp"
 #include "arcnet/core/precision.hpp"
 #include "arcnet/core/tensor.hpp"
+#include "arcnet/ops/cast.hpp"  // its kernels convert the operands and results of another type
 
 namespace arcnet::ops {
 
@@ -59,18 +60,6 @@ __global__ void conv2d_add_krsc_to_weight(S const* g, index_t depth, index_t cou
     index_t const j = i / cout, o = i - j * cout;
     dw[i] = convert<E>(convert<float>(dw[i]) + convert<float>(g[o * depth + j]));
   }
-}
-/// out = in as S (operands of another type than the tensors').
-template <class E, class S>
-__global__ void conv2d_convert(E const* in, index_t n, S* out) {
-  for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < n; i += index_t(gridDim.x) * blockDim.x)
-    out[i] = convert<S>(in[i]);
-}
-/// out = in (accumulate: out += in, in float) as E (a result of another type than the tensors').
-template <class S, class E>
-__global__ void conv2d_convert_back(S const* in, index_t n, E* out, bool accumulate) {
-  for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < n; i += index_t(gridDim.x) * blockDim.x)
-    out[i] = convert<E>(accumulate ? convert<float>(out[i]) + convert<float>(in[i]) : convert<float>(in[i]));
 }
 }  // namespace cuda_kernels
 
@@ -236,12 +225,18 @@ S* elements(tensor<float, cuda>& t) {
   return reinterpret_cast<S*>(t.data());
 }
 
-/// out = (accumulate: out +) a result of n elements of S, as the tensors' type E.
+/// out = (accumulate: out +) a result of n elements of S, as the tensors' type E (ops::cast's
+/// kernels: the sum in float, rounded once).
 template <class S, class E>
 void result_to(S const* in, index_t n, E* out, bool accumulate) {
-  ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(),
-                     cuda_kernels::conv2d_convert_back<S, E>)(in, n, out, accumulate);
-  ARCNET_CUDA_LAUNCH_CHECK("conv2d_convert_back");
+  if (accumulate) {
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(),
+                       cuda_kernels::cast_backward<S, E>)(in, out, n);
+  } else {
+    ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::cast_forward<S, E>)(
+        in, out, n);
+  }
+  ARCNET_CUDA_LAUNCH_CHECK("conv2d result conversion");
 }
 
 /// The weight in cuDNN's filter layout, as S.
@@ -266,9 +261,9 @@ struct converted {
     } else {
       if (!hold.defined()) {
         hold = scratch(static_cast<std::size_t>(n) * sizeof(S));
-        ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(),
-                           cuda_kernels::conv2d_convert<E, S>)(in, n, elements<S>(hold));
-        ARCNET_CUDA_LAUNCH_CHECK("conv2d_convert");
+        ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::cast_forward<E, S>)(
+            in, elements<S>(hold), n);
+        ARCNET_CUDA_LAUNCH_CHECK("conv2d operand conversion");
       }
       return elements<S>(hold);
     }
