@@ -2,7 +2,8 @@
 // core/cuda.hpp) and of the loader's pin_memory. The hazard under test is a host buffer that is
 // reused (by the loader's next batch) while an asynchronous copy from it is still queued: each
 // test first parks the stream behind a kernel that spins for a while, so the copy is certainly
-// still pending when the host goes on.
+// still pending when the host goes on. On the emulator (tests/cuda_emulator) the spin is an empty
+// kernel: queued work there waits until the host waits for it, however long that takes.
 #include "cuda/cuda_test_util.hpp"
 
 #include <cstdint>
@@ -17,11 +18,15 @@ using namespace arcnet;
 namespace pinned_test {
 
 __global__ void spin_kernel(unsigned long long ns) {
+#if defined(ARCNET_CUDA_EMULATOR)
+  (void)ns;
+#else
   unsigned long long start = 0, now = 0;
   asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
   do {
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
   } while (now - start < ns);
+#endif
 }
 
 /// Keeps gpu::stream() busy for about `ms` milliseconds from now.
@@ -219,3 +224,50 @@ TEST_CASE("cuda pinned: a copy queued behind slow work survives the loader refil
     for (index_t k = 0; k < per; k += 13) CHECK(first[static_cast<std::size_t>(row * per + k)] == s.image[k]);
   }
 }
+
+TEST_CASE("cuda pinned: events and stream waits order the work that the pinned cache relies on", "[cuda]") {
+  ARCNET_REQUIRE_CUDA_DEVICE();
+  using namespace pinned_test;
+  gpu::synchronize();
+  index_t const n = 4096;
+  auto a = tensor<float, cuda>::full(shape{n}, 1.0f);
+  auto b = tensor<float, cuda>::full(shape{n}, 0.0f);
+  gpu::synchronize();
+
+  // An event recorded behind slow work is not done until that work is; then the work's result shows.
+  cudaEvent_t done = nullptr;
+  ARCNET_CUDA_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
+  spin_stream(200);
+  gpu::fill(a.data(), n, 7.0f);
+  ARCNET_CUDA_CHECK(cudaEventRecord(done, gpu::stream()));
+  cudaError_t const pending = cudaEventQuery(done);
+  cudaGetLastError();
+  CHECK(pending == cudaErrorNotReady);
+
+  // A second stream that waits for the event reads 7, not the 1 that was there before.
+  cudaStream_t side = nullptr;
+  ARCNET_CUDA_CHECK(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking));
+  ARCNET_CUDA_CHECK(cudaStreamWaitEvent(side, done, 0));
+  ARCNET_CUDA_CHECK(cudaMemcpyAsync(b.data(), a.data(), static_cast<std::size_t>(n) * sizeof(float),
+                                    cudaMemcpyDeviceToDevice, side));
+  ARCNET_CUDA_CHECK(cudaStreamSynchronize(side));
+  CHECK(cudaEventQuery(done) == cudaSuccess);
+  CHECK(b.to_vector() == std::vector<float>(static_cast<std::size_t>(n), 7.0f));
+  ARCNET_CUDA_CHECK(cudaStreamDestroy(side));
+  ARCNET_CUDA_CHECK(cudaEventDestroy(done));
+}
+
+#if defined(ARCNET_CUDA_EMULATOR)
+// On a GPU this would read freed memory (what the pinned cache exists to prevent); the emulator
+// reports it, so a cache that frees a block too early fails the tests above instead of passing.
+TEST_CASE("cuda emulator: a queued copy from pinned memory freed before it runs is reported", "[cuda]") {
+  void* host = nullptr;
+  REQUIRE(cudaHostAlloc(&host, 256, cudaHostAllocPortable) == cudaSuccess);
+  auto d = tensor<float, cuda>::uninitialized(shape{64});
+  REQUIRE(cudaMemcpyAsync(d.data(), host, 256, cudaMemcpyHostToDevice, gpu::stream()) == cudaSuccess);
+  REQUIRE(cudaFreeHost(host) == cudaSuccess);
+  CHECK(cudaStreamSynchronize(gpu::stream()) == cudaErrorLaunchFailure);
+  CHECK(cudaGetLastError() == cudaSuccess);  // reported once
+  gpu::synchronize();
+}
+#endif

@@ -1,6 +1,6 @@
 #pragma once
 // The emulator's cuBLAS (see emulator.hpp): cublasGemmEx on column-major device operands,
-// computed on the host in double. In the TF32 and BF16 compute modes each operand element is
+// checked at the call and computed in double when the handle's stream runs it. In the TF32 and BF16 compute modes each operand element is
 // first rounded to nearest even at 10 or 7 mantissa bits, as the tensor cores read them; bf16
 // operands (CUDA_R_16BF, with CUBLAS_COMPUTE_32F) are read exactly and the result is rounded to
 // bf16.
@@ -119,7 +119,7 @@ Eigen::MatrixXd read_operand(void const* p, cublasOperation_t op, int rows, int 
 }
 /// T: the stored type; S: the type of alpha and beta (float for bf16 operands with fp32 compute).
 template <class T, class S = T>
-cublasStatus_t gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, void const* alpha_p,
+cublasStatus_t gemm(cudaStream_t stream, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, void const* alpha_p,
                     void const* a, int lda, void const* b, int ldb, void const* beta_p, void* c, int ldc, int bits) {
   S const alpha = *static_cast<S const*>(alpha_p), beta = *static_cast<S const*>(beta_p);
   auto const fits = [](void const* p, int ld, int rows, int cols) {
@@ -138,15 +138,18 @@ cublasStatus_t gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, in
     return CUBLAS_STATUS_INVALID_VALUE;
   }
   if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
-  Eigen::MatrixXd product = Eigen::MatrixXd::Zero(m, n);
-  if (k > 0) product = read_operand<T>(a, ta, m, k, lda, bits) * read_operand<T>(b, tb, k, n, ldb, bits);
-  auto* out = static_cast<T*>(c);
-  for (int j = 0; j < n; ++j)
-    for (int i = 0; i < m; ++i) {
-      T& y = out[i + std::size_t(j) * ldc];
-      double const prior = beta == S(0) ? 0.0 : static_cast<double>(beta) * load(y);
-      y = store<T>(static_cast<double>(alpha) * product(i, j) + prior);
-    }
+  // Queued on the handle's stream; alpha and beta are host scalars, read at the call as cuBLAS does.
+  enqueue(stream, [=] {
+    Eigen::MatrixXd product = Eigen::MatrixXd::Zero(m, n);
+    if (k > 0) product = read_operand<T>(a, ta, m, k, lda, bits) * read_operand<T>(b, tb, k, n, ldb, bits);
+    auto* out = static_cast<T*>(c);
+    for (int j = 0; j < n; ++j)
+      for (int i = 0; i < m; ++i) {
+        T& y = out[i + std::size_t(j) * ldc];
+        double const prior = beta == S(0) ? 0.0 : static_cast<double>(beta) * load(y);
+        y = store<T>(static_cast<double>(alpha) * product(i, j) + prior);
+      }
+  });
   return CUBLAS_STATUS_SUCCESS;
 }
 }  // namespace arcnet_emu
@@ -159,18 +162,18 @@ inline cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cubla
   if (at != bt || at != ct) return CUBLAS_STATUS_NOT_SUPPORTED;
   if (at == CUDA_R_64F) {
     if (compute != CUBLAS_COMPUTE_64F) return CUBLAS_STATUS_NOT_SUPPORTED;
-    return arcnet_emu::gemm<double>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 52);
+    return arcnet_emu::gemm<double>(h->stream, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 52);
   }
   if (at == CUDA_R_32F) {
     int bits = 23;
     if (compute == CUBLAS_COMPUTE_32F_FAST_TF32) bits = 10;
     else if (compute == CUBLAS_COMPUTE_32F_FAST_16BF) bits = 7;
     else if (compute != CUBLAS_COMPUTE_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
-    return arcnet_emu::gemm<float>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bits);
+    return arcnet_emu::gemm<float>(h->stream, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bits);
   }
   if (at == CUDA_R_16BF) {  // bf16 operands and result, fp32 compute (float alpha and beta)
     if (compute != CUBLAS_COMPUTE_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
-    return arcnet_emu::gemm<std::uint16_t, float>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 7);
+    return arcnet_emu::gemm<std::uint16_t, float>(h->stream, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 7);
   }
   return CUBLAS_STATUS_NOT_SUPPORTED;
 }

@@ -1,10 +1,15 @@
 #pragma once
 // The emulator's CUDA runtime API (see emulator.hpp): the calls arcnet makes, on one device
-// whose memory is host memory, with every operation complete when the call returns.
+// whose memory is host memory, with streams that run their work when the host waits for it.
 #include "emulator.hpp"
 
 typedef struct arcnet_emu_stream* cudaStream_t;
 typedef struct arcnet_emu_event* cudaEvent_t;
+/// A recorded event: done once its stream has completed `ticket` tasks.
+struct arcnet_emu_event {
+  arcnet_emu_stream* stream = nullptr;
+  std::uint64_t ticket = 0;
+};
 
 enum cudaMemcpyKind {
   cudaMemcpyHostToHost = 0,
@@ -41,8 +46,8 @@ inline int& current_device() {
   static thread_local int d = 0;
   return d;
 }
+/// Checks a copy's pointers against its direction (the copy itself is the caller's).
 inline cudaError_t check_copy(void* dst, void const* src, std::size_t bytes, cudaMemcpyKind kind) {
-  if (bytes == 0) return cudaSuccess;
   if (!dst || !src) return cudaErrorInvalidValue;
   bool const dst_device = is_device_pointer(dst), src_device = is_device_pointer(src);
   bool ok = true;
@@ -60,16 +65,28 @@ inline cudaError_t check_copy(void* dst, void const* src, std::size_t bytes, cud
                                     ": the pointers do not match the direction (or the range leaves its allocation)");
     return cudaErrorInvalidValue;
   }
-  std::memmove(dst, src, bytes);
   return cudaSuccess;
 }
+
+/// Whether p is pinned memory (cudaHostAlloc) that holds `bytes` from p on.
+inline bool pinned(void const* p, std::size_t bytes) { return memory().in_range(p, bytes, memory_kind::pinned); }
+
+/// A queued copy that moves pinned host memory: at its run the block must still be allocated,
+/// else a GPU would read or write memory the host has freed (and maybe handed out again).
+inline task pinned_copy(void* dst, void const* src, std::size_t bytes, void const* host) {
+  return [=] {
+    if (!pinned(host, bytes))
+      return fail(cudaErrorLaunchFailure, "a queued copy of " + std::to_string(bytes) +
+                                              " bytes runs after its pinned host memory was freed");
+    std::memmove(dst, src, bytes);
+  };
+}
+
+/// The asynchronous fault of the work waited for, if any (reported once).
+inline cudaError_t take_error() { return errors().sticky.exchange(cudaSuccess); }
 }  // namespace arcnet_emu
 
-inline cudaError_t cudaGetLastError() {
-  cudaError_t const e = arcnet_emu::errors().sticky;
-  arcnet_emu::errors().sticky = cudaSuccess;
-  return e;
-}
+inline cudaError_t cudaGetLastError() { return arcnet_emu::errors().sticky.exchange(cudaSuccess); }
 inline cudaError_t cudaPeekAtLastError() { return arcnet_emu::errors().sticky; }
 inline char const* cudaGetErrorName(cudaError_t e) {
   switch (e) {
@@ -118,7 +135,10 @@ inline cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int d
   }
   return cudaErrorInvalidValue;
 }
-inline cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+inline cudaError_t cudaDeviceSynchronize() {
+  arcnet_emu::drain_to(arcnet_emu::tickets(false));
+  return arcnet_emu::take_error();
+}
 
 // ---- memory ----
 inline cudaError_t cudaMalloc(void** p, std::size_t bytes) {
@@ -128,7 +148,12 @@ template <class T>
 cudaError_t cudaMalloc(T** p, std::size_t bytes) {
   return cudaMalloc(reinterpret_cast<void**>(p), bytes);
 }
-inline cudaError_t cudaFree(void* p) { return arcnet_emu::release(p, arcnet_emu::memory_kind::device); }
+// cudaFree waits for the device, as CUDA's does. cudaFreeHost does not: a copy still queued on
+// the freed block is then reported when it runs, where a GPU might read reused memory.
+inline cudaError_t cudaFree(void* p) {
+  if (p) arcnet_emu::drain_to(arcnet_emu::tickets(false));
+  return arcnet_emu::release(p, arcnet_emu::memory_kind::device);
+}
 inline cudaError_t cudaHostAlloc(void** p, std::size_t bytes, unsigned) {
   return arcnet_emu::allocate(p, bytes, arcnet_emu::memory_kind::pinned);
 }
@@ -143,38 +168,86 @@ inline cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* a, void const
   }
   return cudaSuccess;
 }
+// A synchronous copy waits for the legacy default stream, and so for every blocking stream.
 inline cudaError_t cudaMemcpy(void* dst, void const* src, std::size_t bytes, cudaMemcpyKind kind) {
-  return arcnet_emu::check_copy(dst, src, bytes, kind);
+  if (bytes == 0) return cudaSuccess;
+  if (cudaError_t e = arcnet_emu::check_copy(dst, src, bytes, kind)) return e;
+  arcnet_emu::drain_blocking();
+  std::memmove(dst, src, bytes);
+  return arcnet_emu::take_error();
 }
+// As CUDA's: a copy to or from pinned memory is queued; from pageable memory the source is read at
+// the call (staged), into pageable memory the call waits for the stream and copies.
 inline cudaError_t cudaMemcpyAsync(void* dst, void const* src, std::size_t bytes, cudaMemcpyKind kind,
-                                   cudaStream_t = nullptr) {
-  return arcnet_emu::check_copy(dst, src, bytes, kind);
+                                   cudaStream_t s = nullptr) {
+  using namespace arcnet_emu;
+  if (bytes == 0) return cudaSuccess;
+  if (cudaError_t e = check_copy(dst, src, bytes, kind)) return e;
+  bool const dst_device = is_device_pointer(dst), src_device = is_device_pointer(src);
+  if (dst_device && src_device) {
+    enqueue(s, [=] { std::memmove(dst, src, bytes); });
+  } else if (dst_device) {
+    if (pinned(src, bytes)) {
+      enqueue(s, pinned_copy(dst, src, bytes, src));
+    } else {
+      auto staged = std::make_shared<std::vector<char>>(static_cast<char const*>(src),
+                                                       static_cast<char const*>(src) + bytes);
+      enqueue(s, [=] { std::memcpy(dst, staged->data(), bytes); });
+    }
+  } else if (src_device && pinned(dst, bytes)) {
+    enqueue(s, pinned_copy(dst, src, bytes, dst));
+  } else {
+    drain(s);
+    std::memmove(dst, src, bytes);
+    return take_error();
+  }
+  return cudaSuccess;
 }
 inline cudaError_t cudaMemset(void* p, int value, std::size_t bytes) {
   if (bytes && !arcnet_emu::memory().device_range(p, bytes)) return cudaErrorInvalidValue;
+  arcnet_emu::drain_blocking();
   std::memset(p, value, bytes);
-  return cudaSuccess;
+  return arcnet_emu::take_error();
 }
-inline cudaError_t cudaMemsetAsync(void* p, int value, std::size_t bytes, cudaStream_t = nullptr) {
-  return cudaMemset(p, value, bytes);
+inline cudaError_t cudaMemsetAsync(void* p, int value, std::size_t bytes, cudaStream_t s = nullptr) {
+  if (bytes && !arcnet_emu::memory().device_range(p, bytes)) return cudaErrorInvalidValue;
+  arcnet_emu::enqueue(s, [=] { std::memset(p, value, bytes); });
+  return cudaSuccess;
 }
 
-// ---- streams and events: everything has completed when the call that enqueued it returns ----
-struct arcnet_emu_stream {};
-struct arcnet_emu_event {};
-inline cudaError_t cudaStreamCreate(cudaStream_t* s) {
+// ---- streams and events (see emulator.hpp: work runs when the host waits for it) ----
+inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned flags) {
+  if (!s) return cudaErrorInvalidValue;
   *s = new arcnet_emu_stream();
+  (*s)->blocking = (flags & cudaStreamNonBlocking) == 0;
+  std::lock_guard<std::mutex> lock(arcnet_emu::device().mutex);
+  arcnet_emu::device().streams.push_back(*s);
   return cudaSuccess;
 }
-inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned) { return cudaStreamCreate(s); }
+inline cudaError_t cudaStreamCreate(cudaStream_t* s) { return cudaStreamCreateWithFlags(s, cudaStreamDefault); }
+/// CUDA lets queued work finish after a destroy; here it runs first.
 inline cudaError_t cudaStreamDestroy(cudaStream_t s) {
+  if (!s) return cudaErrorInvalidValue;
+  arcnet_emu::drain(s);
+  {
+    std::lock_guard<std::mutex> lock(arcnet_emu::device().mutex);
+    auto& all = arcnet_emu::device().streams;
+    all.erase(std::remove(all.begin(), all.end(), s), all.end());
+  }
   delete s;
-  return cudaSuccess;
+  return arcnet_emu::take_error();
 }
-inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
-inline cudaError_t cudaStreamQuery(cudaStream_t) { return cudaSuccess; }
-inline cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned = 0) { return cudaSuccess; }
+inline cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+  arcnet_emu::drain(s);
+  return arcnet_emu::take_error();
+}
+inline cudaError_t cudaStreamQuery(cudaStream_t s) {
+  s = arcnet_emu::resolve(s);
+  std::lock_guard<std::mutex> lock(arcnet_emu::device().mutex);
+  return s->completed < s->enqueued ? cudaErrorNotReady : cudaSuccess;
+}
 inline cudaError_t cudaEventCreate(cudaEvent_t* e) {
+  if (!e) return cudaErrorInvalidValue;
   *e = new arcnet_emu_event();
   return cudaSuccess;
 }
@@ -183,11 +256,30 @@ inline cudaError_t cudaEventDestroy(cudaEvent_t e) {
   delete e;
   return cudaSuccess;
 }
-inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t = nullptr) {
-  return e ? cudaSuccess : cudaErrorInvalidValue;
+inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s = nullptr) {
+  if (!e) return cudaErrorInvalidValue;
+  s = arcnet_emu::resolve(s);
+  std::lock_guard<std::mutex> lock(arcnet_emu::device().mutex);
+  e->stream = s;
+  e->ticket = s->enqueued;
+  return cudaSuccess;
 }
-inline cudaError_t cudaEventQuery(cudaEvent_t) { return cudaSuccess; }
-inline cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+/// Later work on s waits until e's stream has run what e was recorded after.
+inline cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned = 0) {
+  if (!e) return cudaErrorInvalidValue;
+  if (e->stream) arcnet_emu::enqueue(s, [other = e->stream, ticket = e->ticket] { arcnet_emu::drain(other, ticket); });
+  return cudaSuccess;
+}
+inline cudaError_t cudaEventQuery(cudaEvent_t e) {
+  if (!e) return cudaErrorInvalidValue;
+  std::lock_guard<std::mutex> lock(arcnet_emu::device().mutex);
+  return !e->stream || e->stream->completed >= e->ticket ? cudaSuccess : cudaErrorNotReady;
+}
+inline cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+  if (!e) return cudaErrorInvalidValue;
+  if (e->stream) arcnet_emu::drain(e->stream, e->ticket);
+  return arcnet_emu::take_error();
+}
 inline cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t, cudaEvent_t) {
   *ms = 0;
   return cudaSuccess;

@@ -16,17 +16,26 @@
 //   device memory, a shuffle that reads a lane that has exited, threads that wait at different
 //   barriers. Each is reported as a launch failure (the next cudaGetLastError) with a message on
 //   stderr.
-// - Everything runs at the call (streams and events are always complete), so it does not test
-//   stream ordering; compute-sanitizer on a real GPU still does.
+// - Streams are queues that run as late as a GPU may: a kernel, a cuBLAS or cuDNN call, an
+//   asynchronous copy or memset is queued on its stream and runs only when the host waits for it
+//   (cudaStreamSynchronize, cudaEventSynchronize, cudaDeviceSynchronize, a synchronous copy, a
+//   cudaStreamWaitEvent that another stream reaches). So a host that reads a result before it
+//   waits, or reuses a buffer that a queued copy still reads, sees wrong values here as it might on
+//   a GPU; a queued copy whose pinned host memory was freed is reported. Launch configurations and
+//   pointer arguments are still checked at the call, as the GPU's launch does.
 // - cublasGemmEx accumulates in double and rounds its operands to tf32 or bf16 in those compute
 //   modes, as the tensor cores do.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -59,7 +68,7 @@ namespace arcnet_emu {
 // ---- errors ---------------------------------------------------------------------------------
 
 struct error_state {
-  cudaError_t sticky = cudaSuccess;  // what cudaGetLastError returns next
+  std::atomic<cudaError_t> sticky{cudaSuccess};  // what cudaGetLastError returns next
 };
 inline error_state& errors() {
   static error_state e;
@@ -96,15 +105,16 @@ struct memory_map {
     *kind = it->second.kind;
     return true;
   }
-  /// Whether [p, p + bytes) lies inside one device allocation.
-  bool device_range(void const* p, std::size_t bytes) {
+  /// Whether [p, p + bytes) lies inside one live allocation of that kind.
+  bool in_range(void const* p, std::size_t bytes, memory_kind kind) {
     std::lock_guard<std::mutex> lock(mutex);
     auto const* c = static_cast<char const*>(p);
     auto it = blocks.upper_bound(c);
     if (it == blocks.begin()) return false;
     --it;
-    return it->second.kind == memory_kind::device && c + bytes <= it->first + it->second.size;
+    return it->second.kind == kind && c + bytes <= it->first + it->second.size;
   }
+  bool device_range(void const* p, std::size_t bytes) { return in_range(p, bytes, memory_kind::device); }
 };
 inline memory_map& memory() {
   static memory_map* m = new memory_map();  // never destroyed: tensors may outlive main()
@@ -137,6 +147,92 @@ inline cudaError_t release(void* p, memory_kind kind) {
   memory().blocks.erase(it);
   std::free(p);
   return cudaSuccess;
+}
+
+}  // namespace arcnet_emu
+
+// ---- streams: queues that run when the host waits ------------------------------------------
+
+struct arcnet_emu_stream;
+namespace arcnet_emu {
+using task = std::function<void()>;
+}  // namespace arcnet_emu
+struct arcnet_emu_stream {
+  bool blocking = true;  // orders against the legacy default stream (not cudaStreamNonBlocking)
+  std::deque<arcnet_emu::task> pending;
+  std::uint64_t enqueued = 0, completed = 0;  // tasks so far; an event waits for a count
+};
+
+namespace arcnet_emu {
+
+struct scheduler {
+  std::mutex mutex;               // guards every queue and `streams`
+  std::recursive_mutex running;   // one task at a time; a wait task drains another stream inside
+  arcnet_emu_stream legacy;       // the null stream
+  std::vector<arcnet_emu_stream*> streams{&legacy};
+};
+inline scheduler& device() {
+  static scheduler* s = new scheduler();  // never destroyed: tensors may outlive main()
+  return *s;
+}
+inline arcnet_emu_stream* resolve(arcnet_emu_stream* s) { return s ? s : &device().legacy; }
+
+/// Runs s's queued work, in order, until `ticket` of its tasks have completed.
+inline void drain(arcnet_emu_stream* s, std::uint64_t ticket = std::numeric_limits<std::uint64_t>::max()) {
+  s = resolve(s);
+  std::lock_guard<std::recursive_mutex> run(device().running);
+  for (;;) {
+    task t;
+    {
+      std::lock_guard<std::mutex> lock(device().mutex);
+      if (s->completed >= ticket || s->pending.empty()) return;
+      t = std::move(s->pending.front());
+      s->pending.pop_front();
+    }
+    t();
+    std::lock_guard<std::mutex> lock(device().mutex);
+    ++s->completed;
+  }
+}
+
+/// Where each stream (the blocking ones only, or all) stands now: what a wait for "everything
+/// enqueued so far" waits for.
+inline std::vector<std::pair<arcnet_emu_stream*, std::uint64_t>> tickets(bool blocking_only) {
+  std::lock_guard<std::mutex> lock(device().mutex);
+  std::vector<std::pair<arcnet_emu_stream*, std::uint64_t>> t;
+  for (auto* s : device().streams)
+    if (s->blocking || !blocking_only) t.emplace_back(s, s->enqueued);
+  return t;
+}
+inline void drain_to(std::vector<std::pair<arcnet_emu_stream*, std::uint64_t>> const& t) {
+  for (auto const& [s, ticket] : t) drain(s, ticket);
+}
+/// What a synchronous call (cudaMemcpy, cudaMemset, cudaFree) waits for: the legacy default
+/// stream, and with it every blocking stream.
+inline void drain_blocking() { drain_to(tickets(true)); }
+
+/// Queues `work` on s. Work on the legacy stream first waits for what the blocking streams hold
+/// now, and work on a blocking stream for what the legacy stream holds, as CUDA orders them.
+inline void enqueue(arcnet_emu_stream* s, task work) {
+  s = resolve(s);
+  std::vector<std::pair<arcnet_emu_stream*, std::uint64_t>> before;
+  if (s == &device().legacy) {
+    before = tickets(true);
+  } else if (s->blocking) {
+    std::lock_guard<std::mutex> lock(device().mutex);
+    before.emplace_back(&device().legacy, device().legacy.enqueued);
+  }
+  std::lock_guard<std::mutex> lock(device().mutex);
+  if (before.empty() || (before.size() == 1 && before[0].first->completed >= before[0].second)) {
+    s->pending.push_back(std::move(work));
+  } else {
+    s->pending.push_back([before = std::move(before), s, work = std::move(work)] {
+      for (auto const& [other, ticket] : before)
+        if (other != s) drain(other, ticket);
+      work();
+    });
+  }
+  ++s->enqueued;
 }
 
 // ---- fibers: the threads of one block --------------------------------------------------------
@@ -380,11 +476,12 @@ inline std::string run_block(dim3 grid, dim3 block, uint3 block_index, void (*bo
 }
 
 /// The launch behind ARCNET_CUDA_KERNEL: checks the configuration and the pointer arguments,
-/// then runs the grid block by block.
+/// then queues the grid on the stream, to run block by block when the host waits.
 template <class Kernel>
 struct launcher {
   dim3 grid, block;
   std::size_t shared_bytes;
+  arcnet_emu_stream* stream;
   char const* name;
   Kernel kernel;
 
@@ -418,22 +515,24 @@ struct launcher {
         values);
     if (!problem.empty()) return fail(cudaErrorLaunchFailure, "launch of " + kname + ": " + problem);
 
-    struct call {
-      Kernel const* kernel;
-      decltype(values)* args;
-      static void run(void* p) {
-        auto* c = static_cast<call*>(p);
-        std::apply(*c->kernel, *c->args);
-      }
-    } c{&kernel, &values};
-    for (unsigned bz = 0; bz < grid.z; ++bz)
-      for (unsigned by = 0; by < grid.y; ++by)
-        for (unsigned bx = 0; bx < grid.x; ++bx) {
-          std::string const failure = run_block(grid, block, uint3{bx, by, bz}, &call::run, &c);
-          if (!failure.empty())
-            return fail(cudaErrorLaunchFailure, "kernel " + kname + ", block (" + std::to_string(bx) + ", " +
-                                                    std::to_string(by) + ", " + std::to_string(bz) + "): " + failure);
+    enqueue(stream, [kernel = kernel, values = std::move(values), grid = grid, block = block, kname] {
+      struct call {
+        Kernel const* kernel;
+        decltype(values) const* args;
+        static void run(void* p) {
+          auto* c = static_cast<call*>(p);
+          std::apply(*c->kernel, *c->args);
         }
+      } c{&kernel, &values};
+      for (unsigned bz = 0; bz < grid.z; ++bz)
+        for (unsigned by = 0; by < grid.y; ++by)
+          for (unsigned bx = 0; bx < grid.x; ++bx) {
+            std::string const failure = run_block(grid, block, uint3{bx, by, bz}, &call::run, &c);
+            if (!failure.empty())
+              return fail(cudaErrorLaunchFailure, "kernel " + kname + ", block (" + std::to_string(bx) + ", " +
+                                                      std::to_string(by) + ", " + std::to_string(bz) + "): " + failure);
+          }
+    });
   }
 };
 
@@ -444,8 +543,9 @@ dim3 as_dim3(I n) {
 }
 
 template <class Kernel>
-launcher<Kernel> make_launcher(dim3 grid, dim3 block, std::size_t shared_bytes, char const* name, Kernel k) {
-  return launcher<Kernel>{grid, block, shared_bytes, name, std::move(k)};
+launcher<Kernel> make_launcher(dim3 grid, dim3 block, std::size_t shared_bytes, arcnet_emu_stream* stream,
+                               char const* name, Kernel k) {
+  return launcher<Kernel>{grid, block, shared_bytes, stream, name, std::move(k)};
 }
 
 }  // namespace arcnet_emu
@@ -503,4 +603,4 @@ T __shfl_sync(unsigned mask, T v, int src, int width = 32) {
 /// The emulator's kernel launch (see ARCNET_CUDA_KERNEL in arcnet/core/cuda.hpp).
 #define ARCNET_CUDA_KERNEL(grid, block, shared_bytes, stream, ...)                                     \
   ::arcnet_emu::make_launcher(::arcnet_emu::as_dim3(grid), ::arcnet_emu::as_dim3(block), (shared_bytes), \
-                              #__VA_ARGS__, [](auto const&... a) { __VA_ARGS__(a...); })
+                              (stream), #__VA_ARGS__, [](auto const&... a) { __VA_ARGS__(a...); })
