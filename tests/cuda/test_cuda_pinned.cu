@@ -2,8 +2,8 @@
 // core/cuda.hpp) and of the loader's pin_memory. The hazard under test is a host buffer that is
 // reused (by the loader's next batch) while an asynchronous copy from it is still queued: each
 // test first parks the stream behind a kernel that spins for a while, so the copy is certainly
-// still pending when the host goes on. On the emulator (tests/cuda_emulator) the spin is an empty
-// kernel: queued work there waits until the host waits for it, however long that takes.
+// still pending when the host goes on. On the emulator (tests/cuda_emulator) the spin is a hold:
+// the stream's later work waits until the host waits for it, however long that takes.
 #include "cuda/cuda_test_util.hpp"
 
 #include <cstdint>
@@ -17,16 +17,16 @@ using namespace arcnet;
 
 namespace pinned_test {
 
-__global__ void spin_kernel(unsigned long long ns) {
 #if defined(ARCNET_CUDA_EMULATOR)
-  (void)ns;
+/// Keeps gpu::stream() busy until the host waits for it.
+inline void spin_stream(double) { arcnet_emu::hold(gpu::stream()); }
 #else
+__global__ void spin_kernel(unsigned long long ns) {
   unsigned long long start = 0, now = 0;
   asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
   do {
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
   } while (now - start < ns);
-#endif
 }
 
 /// Keeps gpu::stream() busy for about `ms` milliseconds from now.
@@ -34,6 +34,7 @@ inline void spin_stream(double ms) {
   ARCNET_CUDA_KERNEL(1, 1, 0, gpu::stream(), spin_kernel)(static_cast<unsigned long long>(ms * 1e6));
   ARCNET_CUDA_LAUNCH_CHECK("pinned_test::spin_kernel");
 }
+#endif
 
 /// Whether gpu::stream() still has work queued (clears the "not ready" status).
 inline bool stream_busy() {

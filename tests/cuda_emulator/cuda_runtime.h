@@ -42,10 +42,6 @@ enum cudaDeviceAttr { cudaDevAttrMaxThreadsPerBlock = 1, cudaDevAttrMultiProcess
 namespace arcnet_emu {
 /// Multiprocessors the emulated device reports: grid-stride kernels then launch few blocks.
 inline constexpr int multiprocessors = 2;
-inline int& current_device() {
-  static thread_local int d = 0;
-  return d;
-}
 /// Checks a copy's pointers against its direction (the copy itself is the caller's).
 inline cudaError_t check_copy(void* dst, void const* src, std::size_t bytes, cudaMemcpyKind kind) {
   if (!dst || !src) return cudaErrorInvalidValue;
@@ -115,7 +111,7 @@ inline char const* cudaGetErrorString(cudaError_t e) {
 
 // ---- devices ----
 inline cudaError_t cudaGetDeviceCount(int* n) {
-  *n = 1;
+  *n = arcnet_emu::device_count();
   return cudaSuccess;
 }
 inline cudaError_t cudaGetDevice(int* d) {
@@ -123,12 +119,12 @@ inline cudaError_t cudaGetDevice(int* d) {
   return cudaSuccess;
 }
 inline cudaError_t cudaSetDevice(int d) {
-  if (d != 0) return arcnet_emu::errors().sticky = cudaErrorInvalidDevice;
+  if (d < 0 || d >= arcnet_emu::device_count()) return arcnet_emu::errors().sticky = cudaErrorInvalidDevice;
   arcnet_emu::current_device() = d;
   return cudaSuccess;
 }
 inline cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
-  if (device != 0) return cudaErrorInvalidDevice;
+  if (device < 0 || device >= arcnet_emu::device_count()) return cudaErrorInvalidDevice;
   switch (attr) {
     case cudaDevAttrMultiProcessorCount: *value = arcnet_emu::multiprocessors; return cudaSuccess;
     case cudaDevAttrMaxThreadsPerBlock: *value = 1024; return cudaSuccess;
@@ -160,9 +156,10 @@ inline cudaError_t cudaHostAlloc(void** p, std::size_t bytes, unsigned) {
 inline cudaError_t cudaFreeHost(void* p) { return arcnet_emu::release(p, arcnet_emu::memory_kind::pinned); }
 inline cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* a, void const* p) {
   arcnet_emu::memory_kind k;
+  int device = 0;
   *a = cudaPointerAttributes{cudaMemoryTypeUnregistered, -1, nullptr, nullptr};
-  if (arcnet_emu::memory().find(p, &k)) {
-    a->device = 0;
+  if (arcnet_emu::memory().find(p, &k, &device)) {
+    a->device = device;
     a->type = k == arcnet_emu::memory_kind::device ? cudaMemoryTypeDevice : cudaMemoryTypeHost;
     (k == arcnet_emu::memory_kind::device ? a->devicePointer : a->hostPointer) = const_cast<void*>(p);
   }
@@ -225,16 +222,15 @@ inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned flags) {
   return cudaSuccess;
 }
 inline cudaError_t cudaStreamCreate(cudaStream_t* s) { return cudaStreamCreateWithFlags(s, cudaStreamDefault); }
-/// CUDA lets queued work finish after a destroy; here it runs first.
+/// CUDA lets queued work finish after a destroy; here it runs first. The stream is kept (as
+/// `retired`): another stream's queue may still hold a wait for it, which then passes.
 inline cudaError_t cudaStreamDestroy(cudaStream_t s) {
   if (!s) return cudaErrorInvalidValue;
   arcnet_emu::drain(s);
-  {
-    std::lock_guard<std::mutex> lock(arcnet_emu::device().mutex);
-    auto& all = arcnet_emu::device().streams;
-    all.erase(std::remove(all.begin(), all.end(), s), all.end());
-  }
-  delete s;
+  std::lock_guard<std::mutex> lock(arcnet_emu::device().mutex);
+  auto& all = arcnet_emu::device().streams;
+  all.erase(std::remove(all.begin(), all.end(), s), all.end());
+  arcnet_emu::device().retired.push_back(s);
   return arcnet_emu::take_error();
 }
 inline cudaError_t cudaStreamSynchronize(cudaStream_t s) {
@@ -243,6 +239,7 @@ inline cudaError_t cudaStreamSynchronize(cudaStream_t s) {
 }
 inline cudaError_t cudaStreamQuery(cudaStream_t s) {
   s = arcnet_emu::resolve(s);
+  arcnet_emu::drain(s, std::numeric_limits<std::uint64_t>::max(), arcnet_emu::until::polled);
   std::lock_guard<std::mutex> lock(arcnet_emu::device().mutex);
   return s->completed < s->enqueued ? cudaErrorNotReady : cudaSuccess;
 }
@@ -267,17 +264,18 @@ inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s = nullptr) {
 /// Later work on s waits until e's stream has run what e was recorded after.
 inline cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned = 0) {
   if (!e) return cudaErrorInvalidValue;
-  if (e->stream) arcnet_emu::enqueue(s, [other = e->stream, ticket = e->ticket] { arcnet_emu::drain(other, ticket); });
+  if (e->stream) arcnet_emu::push(s, arcnet_emu::queued{{}, e->stream, e->ticket, false});
   return cudaSuccess;
 }
 inline cudaError_t cudaEventQuery(cudaEvent_t e) {
   if (!e) return cudaErrorInvalidValue;
+  if (e->stream) arcnet_emu::drain(e->stream, e->ticket, arcnet_emu::until::polled);
   std::lock_guard<std::mutex> lock(arcnet_emu::device().mutex);
   return !e->stream || e->stream->completed >= e->ticket ? cudaSuccess : cudaErrorNotReady;
 }
 inline cudaError_t cudaEventSynchronize(cudaEvent_t e) {
   if (!e) return cudaErrorInvalidValue;
-  if (e->stream) arcnet_emu::drain(e->stream, e->ticket);
+  if (e->stream) arcnet_emu::drain(e->stream, e->ticket, arcnet_emu::until::waited);
   return arcnet_emu::take_error();
 }
 inline cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t, cudaEvent_t) {

@@ -18,11 +18,16 @@
 //   stderr.
 // - Streams are queues that run as late as a GPU may: a kernel, a cuBLAS or cuDNN call, an
 //   asynchronous copy or memset is queued on its stream and runs only when the host waits for it
-//   (cudaStreamSynchronize, cudaEventSynchronize, cudaDeviceSynchronize, a synchronous copy, a
-//   cudaStreamWaitEvent that another stream reaches). So a host that reads a result before it
-//   waits, or reuses a buffer that a queued copy still reads, sees wrong values here as it might on
-//   a GPU; a queued copy whose pinned host memory was freed is reported. Launch configurations and
-//   pointer arguments are still checked at the call, as the GPU's launch does.
+//   (cudaStreamSynchronize, cudaEventSynchronize, cudaDeviceSynchronize, a synchronous copy,
+//   cudaFree) or asks (cudaStreamQuery, cudaEventQuery: the work that is free to run does). So a
+//   host that reads a result before it waits, or reuses a buffer that a queued copy still reads,
+//   sees wrong values here as it might on a GPU; a queued copy whose pinned host memory was freed
+//   is reported. cudaStreamWaitEvent and the legacy default stream order the streams; which
+//   stream runs first otherwise is ARCNET_EMU_ORDER's choice (see waited_last). Launch
+//   configurations and pointer arguments are still checked at the call, as the GPU's launch does.
+//   Tests hold a stream (hold()) where on a GPU they would spin a kernel.
+// - ARCNET_EMU_DEVICES devices (default 1), so that `mpirun -np N` ranks each take one; nccl.h
+//   runs their collectives through MPI.
 // - cublasGemmEx accumulates in double and rounds its operands to tf32 or bf16 in those compute
 //   modes, as the tensor cores do.
 #include <algorithm>
@@ -85,17 +90,35 @@ inline void fail(cudaError_t code, std::string const& what) {
 
 // ---- memory ---------------------------------------------------------------------------------
 
+/// Devices the emulator reports: ARCNET_EMU_DEVICES (default 1), so that a process of an
+/// `mpirun -np N` run can take a device of its own, as on a node with N GPUs. They share one
+/// memory and one queue of work: a device here is a number.
+inline int device_count() {
+  static int const n = [] {
+    char const* env = std::getenv("ARCNET_EMU_DEVICES");
+    int const v = env ? std::atoi(env) : 1;
+    return v >= 1 && v <= 64 ? v : 1;
+  }();
+  return n;
+}
+inline int& current_device() {
+  static thread_local int d = 0;
+  return d;
+}
+
 enum class memory_kind { device, pinned };
 struct allocation {
   std::size_t size;
   memory_kind kind;
+  int device;  // current when it was allocated
 };
 struct memory_map {
   std::mutex mutex;
   std::map<char const*, allocation> blocks;
 
-  /// The kind of memory p points into, or nothing for memory the emulator did not hand out.
-  bool find(void const* p, memory_kind* kind) {
+  /// The kind of memory p points into (and its device), or nothing for memory the emulator did
+  /// not hand out.
+  bool find(void const* p, memory_kind* kind, int* device = nullptr) {
     std::lock_guard<std::mutex> lock(mutex);
     auto const* c = static_cast<char const*>(p);
     auto it = blocks.upper_bound(c);
@@ -103,6 +126,7 @@ struct memory_map {
     --it;
     if (c >= it->first + std::max<std::size_t>(it->second.size, 1)) return false;
     *kind = it->second.kind;
+    if (device) *device = it->second.device;
     return true;
   }
   /// Whether [p, p + bytes) lies inside one live allocation of that kind.
@@ -135,7 +159,7 @@ inline cudaError_t allocate(void** p, std::size_t bytes, memory_kind kind) {
   // Fresh device memory holds garbage on a GPU; NaN bytes here make a read before a write visible.
   std::memset(q, 0xff, bytes);
   std::lock_guard<std::mutex> lock(memory().mutex);
-  memory().blocks[static_cast<char const*>(q)] = allocation{bytes, kind};
+  memory().blocks[static_cast<char const*>(q)] = allocation{bytes, kind, current_device()};
   *p = q;
   return cudaSuccess;
 }
@@ -156,44 +180,121 @@ inline cudaError_t release(void* p, memory_kind kind) {
 struct arcnet_emu_stream;
 namespace arcnet_emu {
 using task = std::function<void()>;
+/// One entry of a stream's queue: work to run, or a wait for another stream (cudaStreamWaitEvent,
+/// and the legacy default stream's order), or a hold (hold()) that only a host wait passes.
+struct queued {
+  task run;
+  arcnet_emu_stream* after = nullptr;  // wait until that stream has completed `after_ticket`
+  std::uint64_t after_ticket = 0;
+  bool hold = false;
+};
 }  // namespace arcnet_emu
 struct arcnet_emu_stream {
   bool blocking = true;  // orders against the legacy default stream (not cudaStreamNonBlocking)
-  std::deque<arcnet_emu::task> pending;
-  std::uint64_t enqueued = 0, completed = 0;  // tasks so far; an event waits for a count
+  std::deque<arcnet_emu::queued> pending;
+  std::uint64_t enqueued = 0, completed = 0;  // entries so far; an event waits for a count
 };
 
 namespace arcnet_emu {
 
 struct scheduler {
   std::mutex mutex;               // guards every queue and `streams`
-  std::recursive_mutex running;   // one task at a time; a wait task drains another stream inside
+  std::recursive_mutex running;   // one thread runs queued work at a time (waits drain recursively)
   arcnet_emu_stream legacy;       // the null stream
   std::vector<arcnet_emu_stream*> streams{&legacy};
+  std::vector<arcnet_emu_stream*> retired;  // destroyed streams (drained); waits may still name them
 };
 inline scheduler& device() {
   static scheduler* s = new scheduler();  // never destroyed: tensors may outlive main()
   return *s;
 }
 inline arcnet_emu_stream* resolve(arcnet_emu_stream* s) { return s ? s : &device().legacy; }
+inline std::uint64_t completed(arcnet_emu_stream* s) {
+  std::lock_guard<std::mutex> lock(device().mutex);
+  return s->completed;
+}
 
-/// Runs s's queued work, in order, until `ticket` of its tasks have completed.
-inline void drain(arcnet_emu_stream* s, std::uint64_t ticket = std::numeric_limits<std::uint64_t>::max()) {
-  s = resolve(s);
-  std::lock_guard<std::recursive_mutex> run(device().running);
+/// The order in which queued work of different streams runs, both orders a GPU may choose:
+/// - waited first (the default): the stream the host waits for runs its work as soon as its own
+///   waits allow, the other streams only as far as those waits need;
+/// - waited last (ARCNET_EMU_ORDER=waited-last): every other stream first runs what it can
+///   without waiting, then the stream waited for.
+/// A missing cudaStreamWaitEvent shows in one of them: work that must come after another
+/// stream's runs too early in the first when it is on the stream waited for, in the second when
+/// it is on another one.
+inline bool waited_last() {
+  static bool const last = [] {
+    char const* env = std::getenv("ARCNET_EMU_ORDER");
+    return env && std::string(env) == "waited-last";
+  }();
+  return last;
+}
+
+/// Runs the front of s's queue while it needs nothing: no hold, no wait that is not yet met.
+inline void run_ready(arcnet_emu_stream* s) {
   for (;;) {
-    task t;
+    task work;
     {
       std::lock_guard<std::mutex> lock(device().mutex);
-      if (s->completed >= ticket || s->pending.empty()) return;
-      t = std::move(s->pending.front());
+      if (s->pending.empty()) return;
+      queued& front = s->pending.front();
+      if (front.hold || (front.after && front.after->completed < front.after_ticket)) return;
+      work = std::move(front.run);
       s->pending.pop_front();
     }
-    t();
+    if (work) work();
     std::lock_guard<std::mutex> lock(device().mutex);
     ++s->completed;
   }
 }
+
+enum class until { waited, polled };
+/// Runs s's queue in order until `ticket` entries have completed. A host wait (until::waited)
+/// runs everything up to there; a query (until::polled) stops at a hold, at a wait for another
+/// stream that cannot get there yet, or when another thread is running queued work: a GPU goes
+/// on by itself, and a host that polls sees that progress.
+inline void drain(arcnet_emu_stream* s, std::uint64_t ticket, until mode) {
+  s = resolve(s);
+  std::unique_lock<std::recursive_mutex> run(device().running, std::defer_lock);
+  if (mode == until::waited) run.lock();
+  else if (!run.try_lock()) return;
+  if (waited_last()) {
+    std::vector<arcnet_emu_stream*> others;
+    {
+      std::lock_guard<std::mutex> lock(device().mutex);
+      for (auto* o : device().streams)
+        if (o != s) others.push_back(o);
+    }
+    for (auto* o : others) run_ready(o);
+  }
+  for (;;) {
+    arcnet_emu_stream* after = nullptr;
+    std::uint64_t after_ticket = 0;
+    task work;
+    {
+      std::lock_guard<std::mutex> lock(device().mutex);
+      if (s->completed >= ticket || s->pending.empty()) return;
+      queued& front = s->pending.front();
+      if (front.hold && mode == until::polled) return;
+      if (front.after && front.after->completed < front.after_ticket) {
+        after = front.after;
+        after_ticket = front.after_ticket;
+      } else {
+        work = std::move(front.run);
+        s->pending.pop_front();
+      }
+    }
+    if (after) {  // run the other stream that far, then look at the front again
+      drain(after, after_ticket, mode);
+      if (completed(after) < after_ticket) return;  // only when polled
+      continue;
+    }
+    if (work) work();
+    std::lock_guard<std::mutex> lock(device().mutex);
+    ++s->completed;
+  }
+}
+inline void drain(arcnet_emu_stream* s) { drain(s, std::numeric_limits<std::uint64_t>::max(), until::waited); }
 
 /// Where each stream (the blocking ones only, or all) stands now: what a wait for "everything
 /// enqueued so far" waits for.
@@ -205,35 +306,37 @@ inline std::vector<std::pair<arcnet_emu_stream*, std::uint64_t>> tickets(bool bl
   return t;
 }
 inline void drain_to(std::vector<std::pair<arcnet_emu_stream*, std::uint64_t>> const& t) {
-  for (auto const& [s, ticket] : t) drain(s, ticket);
+  for (auto const& [s, ticket] : t) drain(s, ticket, until::waited);
 }
 /// What a synchronous call (cudaMemcpy, cudaMemset, cudaFree) waits for: the legacy default
 /// stream, and with it every blocking stream.
 inline void drain_blocking() { drain_to(tickets(true)); }
 
-/// Queues `work` on s. Work on the legacy stream first waits for what the blocking streams hold
-/// now, and work on a blocking stream for what the legacy stream holds, as CUDA orders them.
-inline void enqueue(arcnet_emu_stream* s, task work) {
+/// Appends entries to s's queue. Work on the legacy stream first waits for what the blocking
+/// streams hold now, and work on a blocking stream for what the legacy stream holds, as CUDA
+/// orders them.
+inline void push(arcnet_emu_stream* s, queued entry) {
   s = resolve(s);
-  std::vector<std::pair<arcnet_emu_stream*, std::uint64_t>> before;
-  if (s == &device().legacy) {
-    before = tickets(true);
-  } else if (s->blocking) {
-    std::lock_guard<std::mutex> lock(device().mutex);
-    before.emplace_back(&device().legacy, device().legacy.enqueued);
-  }
   std::lock_guard<std::mutex> lock(device().mutex);
-  if (before.empty() || (before.size() == 1 && before[0].first->completed >= before[0].second)) {
-    s->pending.push_back(std::move(work));
-  } else {
-    s->pending.push_back([before = std::move(before), s, work = std::move(work)] {
-      for (auto const& [other, ticket] : before)
-        if (other != s) drain(other, ticket);
-      work();
-    });
+  auto wait_for = [&](arcnet_emu_stream* other) {
+    if (other == s || other->completed >= other->enqueued) return;
+    s->pending.push_back(queued{{}, other, other->enqueued, false});
+    ++s->enqueued;
+  };
+  if (s == &device().legacy) {
+    for (auto* other : device().streams)
+      if (other->blocking) wait_for(other);
+  } else if (s->blocking) {
+    wait_for(&device().legacy);
   }
+  s->pending.push_back(std::move(entry));
   ++s->enqueued;
 }
+/// Queues `work` on s (a kernel, a GEMM, a convolution, an asynchronous copy).
+inline void enqueue(arcnet_emu_stream* s, task work) { push(s, queued{std::move(work), nullptr, 0, false}); }
+/// Queues a hold on s: later work on s waits until the host waits for it, however long that is.
+/// The tests' stand-in for a kernel that keeps the GPU busy.
+inline void hold(arcnet_emu_stream* s) { push(s, queued{{}, nullptr, 0, true}); }
 
 // ---- fibers: the threads of one block --------------------------------------------------------
 

@@ -208,7 +208,7 @@ int main(int argc, char** argv) {
     return 77;
   }
   int failed = 0;
-  {
+  try {
     distributed::nccl_communicator nccl(mpi);  // sets this rank's device
     the_gpus = &nccl;
     if (mpi.rank() == 0)
@@ -224,6 +224,9 @@ int main(int argc, char** argv) {
       std::cerr << "---- rank " << mpi.rank() << " ----\n" << in.rdbuf();
     }
     the_gpus = nullptr;
+  } catch (std::exception const& e) {  // e.g. more ranks on this node than GPUs: say so, fail
+    std::fprintf(stderr, "arcnet_nccl_test: rank %d: %s\n", mpi.rank(), e.what());
+    return 1;
   }
   std::int64_t total = failed;
   mpi.all_reduce(&total, 1, distributed::reduce_op::sum);
