@@ -1,6 +1,6 @@
 #pragma once
-// The emulator's CUDA runtime API (see emulator.hpp): the calls arcnet makes, on one device
-// whose memory is host memory, with streams that run their work when the host waits for it.
+// The emulator's CUDA runtime API (see emulator.hpp): the calls arcnet makes, on devices whose
+// memory is host memory, with streams that run their work when the host waits for it.
 #include "emulator.hpp"
 
 typedef struct arcnet_emu_stream* cudaStream_t;
