@@ -132,7 +132,7 @@ inline cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int d
   return cudaErrorInvalidValue;
 }
 inline cudaError_t cudaDeviceSynchronize() {
-  arcnet_emu::drain_to(arcnet_emu::tickets(false));
+  arcnet_emu::drain_all();
   return arcnet_emu::take_error();
 }
 
@@ -147,7 +147,7 @@ cudaError_t cudaMalloc(T** p, std::size_t bytes) {
 // cudaFree waits for the device, as CUDA's does. cudaFreeHost does not: a copy still queued on
 // the freed block is then reported when it runs, where a GPU might read reused memory.
 inline cudaError_t cudaFree(void* p) {
-  if (p) arcnet_emu::drain_to(arcnet_emu::tickets(false));
+  if (p) arcnet_emu::drain_all();
   return arcnet_emu::release(p, arcnet_emu::memory_kind::device);
 }
 inline cudaError_t cudaHostAlloc(void** p, std::size_t bytes, unsigned) {

@@ -230,42 +230,25 @@ inline bool waited_last() {
   return last;
 }
 
-/// Runs the front of s's queue while it needs nothing: no hold, no wait that is not yet met.
-inline void run_ready(arcnet_emu_stream* s) {
-  for (;;) {
-    task work;
-    {
-      std::lock_guard<std::mutex> lock(device().mutex);
-      if (s->pending.empty()) return;
-      queued& front = s->pending.front();
-      if (front.hold || (front.after && front.after->completed < front.after_ticket)) return;
-      work = std::move(front.run);
-      s->pending.pop_front();
-    }
-    if (work) work();
-    std::lock_guard<std::mutex> lock(device().mutex);
-    ++s->completed;
-  }
-}
-
-enum class until { waited, polled };
+enum class until { waited, polled, ready };
 /// Runs s's queue in order until `ticket` entries have completed. A host wait (until::waited)
 /// runs everything up to there; a query (until::polled) stops at a hold, at a wait for another
 /// stream that cannot get there yet, or when another thread is running queued work: a GPU goes
-/// on by itself, and a host that polls sees that progress.
+/// on by itself, and a host that polls sees that progress. until::ready (the other streams in
+/// the waited-last order) also stops at any wait not met yet, without running the stream waited for.
 inline void drain(arcnet_emu_stream* s, std::uint64_t ticket, until mode) {
   s = resolve(s);
   std::unique_lock<std::recursive_mutex> run(device().running, std::defer_lock);
   if (mode == until::waited) run.lock();
   else if (!run.try_lock()) return;
-  if (waited_last()) {
+  if (waited_last() && mode != until::ready) {
     std::vector<arcnet_emu_stream*> others;
     {
       std::lock_guard<std::mutex> lock(device().mutex);
       for (auto* o : device().streams)
         if (o != s) others.push_back(o);
     }
-    for (auto* o : others) run_ready(o);
+    for (auto* o : others) drain(o, std::numeric_limits<std::uint64_t>::max(), until::ready);
   }
   for (;;) {
     arcnet_emu_stream* after = nullptr;
@@ -275,8 +258,9 @@ inline void drain(arcnet_emu_stream* s, std::uint64_t ticket, until mode) {
       std::lock_guard<std::mutex> lock(device().mutex);
       if (s->completed >= ticket || s->pending.empty()) return;
       queued& front = s->pending.front();
-      if (front.hold && mode == until::polled) return;
+      if (front.hold && mode != until::waited) return;
       if (front.after && front.after->completed < front.after_ticket) {
+        if (mode == until::ready) return;
         after = front.after;
         after_ticket = front.after_ticket;
       } else {
@@ -308,9 +292,11 @@ inline std::vector<std::pair<arcnet_emu_stream*, std::uint64_t>> tickets(bool bl
 inline void drain_to(std::vector<std::pair<arcnet_emu_stream*, std::uint64_t>> const& t) {
   for (auto const& [s, ticket] : t) drain(s, ticket, until::waited);
 }
-/// What a synchronous call (cudaMemcpy, cudaMemset, cudaFree) waits for: the legacy default
-/// stream, and with it every blocking stream.
+/// What a synchronous copy or memset waits for: the legacy default stream, and with it every
+/// blocking stream.
 inline void drain_blocking() { drain_to(tickets(true)); }
+/// What cudaDeviceSynchronize and cudaFree wait for: every stream.
+inline void drain_all() { drain_to(tickets(false)); }
 
 /// Appends entries to s's queue. Work on the legacy stream first waits for what the blocking
 /// streams hold now, and work on a blocking stream for what the legacy stream holds, as CUDA
