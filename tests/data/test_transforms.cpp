@@ -334,47 +334,109 @@ TEST_CASE("sample_seed: deterministic, and distinct across base, epoch and index
 }
 
 TEST_CASE("resample: the SSE4.1 and AVX2 passes equal the portable ones", "[data][transforms]") {
-#if ARCNET_DATA_RESAMPLE_SSE41
-  if (!arcnet::detail::data_cpu_has_sse41()) {
-    WARN("no SSE4.1 on this CPU");
+#if ARCNET_DATA_RESAMPLE_X86
+  if (!arcnet::detail::data_cpu_has_sse41() || !arcnet::detail::data_cpu_has_avx2()) {
+    WARN("no SSE4.1 or no AVX2 on this CPU");
     return;
   }
   generator g(17);
   for (int C : {3, 4})
     for (auto [in_w, out_w, bicubic] : {std::tuple{600, 512, false}, std::tuple{97, 301, true}, std::tuple{64, 7, true},
-                                        std::tuple{5, 5, false}, std::tuple{33, 32, false}}) {
-      int const rows = 9;
-      std::vector<std::uint8_t> src(static_cast<std::size_t>(in_w) * C * rows);
-      for (auto& v : src) v = static_cast<std::uint8_t>(g.below(256));
-      auto const c = arcnet::detail::data_resample_precompute(in_w, 0.25, in_w - 0.5, out_w, bicubic);
-      std::vector<std::uint8_t> a(static_cast<std::size_t>(out_w) * C * rows), b(a.size());
+                                        std::tuple{300, 19, false}, std::tuple{5, 5, false}, std::tuple{33, 32, false},
+                                        std::tuple{2, 9, true}}) {
       std::size_t const stride = static_cast<std::size_t>(in_w) * C;
-      if (C == 3) {
-        arcnet::detail::data_resample_horizontal_scalar<3>(src.data(), stride, 0, rows, a.data(), out_w, c);
-        arcnet::detail::data_resample_horizontal_sse41<3>(src.data(), stride, rows, 0, rows, b.data(), out_w, c);
-      } else {
-        arcnet::detail::data_resample_horizontal_scalar<4>(src.data(), stride, 0, rows, a.data(), out_w, c);
-        arcnet::detail::data_resample_horizontal_sse41<4>(src.data(), stride, rows, 0, rows, b.data(), out_w, c);
+      auto const c = arcnet::detail::data_resample_precompute(in_w, 0.25, in_w - 0.5, out_w, bicubic);
+      // Rows with 0, a few and many bytes after them: the loads past a row must stay in the buffer.
+      for (std::size_t after : {std::size_t{0}, std::size_t{5}, stride}) {
+        std::vector<std::uint8_t> src(stride + after);
+        for (auto& v : src) v = static_cast<std::uint8_t>(g.below(256));
+        std::vector<std::uint8_t> a(static_cast<std::size_t>(out_w) * C), b(a.size());
+        if (C == 3) {
+          arcnet::detail::data_resample_row_scalar<3>(src.data(), a.data(), out_w, c);
+          arcnet::detail::data_resample_row_sse41<3>(src.data(), src.size(), b.data(), out_w, c);
+        } else {
+          arcnet::detail::data_resample_row_scalar<4>(src.data(), a.data(), out_w, c);
+          arcnet::detail::data_resample_row_sse41<4>(src.data(), src.size(), b.data(), out_w, c);
+        }
+        INFO("C " << C << " " << in_w << " -> " << out_w << ", " << after << " bytes after the row");
+        CHECK(a == b);
       }
-      INFO("C " << C << " " << in_w << " -> " << out_w);
-      CHECK(a == b);
     }
-  if (arcnet::detail::data_cpu_has_avx2()) {  // the vertical pass, vectorised for AVX2
-    for (auto [in_h, out_h, bicubic] : {std::tuple{61, 17, true}, std::tuple{17, 40, false}}) {
-      std::size_t const row_bytes = 37 * 3;
-      std::vector<std::uint8_t> src(row_bytes * static_cast<std::size_t>(in_h));
-      for (auto& v : src) v = static_cast<std::uint8_t>(g.below(256));
-      auto const c = arcnet::detail::data_resample_precompute(in_h, 0, in_h, out_h, bicubic);
-      std::vector<std::uint8_t> a(row_bytes * static_cast<std::size_t>(out_h)), b(a.size());
-      std::vector<std::int32_t> acc(row_bytes);
-      arcnet::detail::data_resample_vertical_portable(src.data(), row_bytes, row_bytes, a.data(), out_h, c, acc.data());
-      arcnet::detail::data_resample_vertical_avx2(src.data(), row_bytes, row_bytes, b.data(), out_h, c, acc.data());
-      CHECK(a == b);
+  // The vertical pass.
+  for (auto [in_h, out_h, bicubic] : {std::tuple{61, 17, true}, std::tuple{17, 40, false}}) {
+    std::size_t const row_bytes = 37 * 3;
+    std::vector<std::uint8_t> src(row_bytes * static_cast<std::size_t>(in_h));
+    for (auto& v : src) v = static_cast<std::uint8_t>(g.below(256));
+    auto const c = arcnet::detail::data_resample_precompute(in_h, 0, in_h, out_h, bicubic);
+    std::vector<std::uint8_t> a(row_bytes * static_cast<std::size_t>(out_h)), b(a.size());
+    std::vector<std::int32_t> acc(row_bytes);
+    for (int yy = 0; yy < out_h; ++yy) {
+      std::vector<std::uint8_t const*> rows;
+      for (int t = 0; t < c.count[static_cast<std::size_t>(yy)]; ++t)
+        rows.push_back(src.data() + static_cast<std::size_t>(c.first[static_cast<std::size_t>(yy)] + t) * row_bytes);
+      auto const* k = &c.weights[static_cast<std::size_t>(yy) * c.ksize];
+      int const n = static_cast<int>(rows.size());
+      std::size_t const at = static_cast<std::size_t>(yy) * row_bytes;
+      arcnet::detail::data_resample_column_portable(rows.data(), k, n, row_bytes, a.data() + at, acc.data());
+      arcnet::detail::data_resample_column_avx2(rows.data(), k, n, row_bytes, b.data() + at, acc.data());
     }
+    CHECK(a == b);
   }
 #else
-  WARN("not an x86 build: only the portable pass exists");
+  WARN("not an x86 build: only the portable passes exist");
 #endif
+}
+
+TEST_CASE("resample: equals a plain two-pass resize of the whole image, windows and tiny sizes too",
+          "[data][transforms]") {
+  // The reference: Pillow's two passes over whole images, straight from the coefficients, with
+  // an intermediate image of every row (no ring, no SIMD, no window).
+  auto reference = [](image const& img, double x0, double y0, double x1, double y1, int w, int h, bool bicubic) {
+    using arcnet::detail::data_resample_clip8;
+    int const C = img.channels;
+    auto const ch = arcnet::detail::data_resample_precompute(img.width, x0, x1, w, bicubic);
+    auto const cv = arcnet::detail::data_resample_precompute(img.height, y0, y1, h, bicubic);
+    std::int32_t const half = 1 << (arcnet::detail::data_resample_bits - 1);
+    image mid = arcnet::data::make_image(w, img.height, C), out = arcnet::data::make_image(w, h, C);
+    for (int y = 0; y < img.height; ++y)
+      for (int x = 0; x < w; ++x)
+        for (int c = 0; c < C; ++c) {
+          std::int32_t s = half;
+          for (int t = 0; t < ch.count[static_cast<std::size_t>(x)]; ++t)
+            s += img.at(y, ch.first[static_cast<std::size_t>(x)] + t, c) *
+                 ch.weights[static_cast<std::size_t>(x * ch.ksize + t)];
+          mid.at(y, x, c) = data_resample_clip8(s);
+        }
+    for (int y = 0; y < h; ++y)
+      for (int x = 0; x < w; ++x)
+        for (int c = 0; c < C; ++c) {
+          std::int32_t s = half;
+          for (int t = 0; t < cv.count[static_cast<std::size_t>(y)]; ++t)
+            s += mid.at(cv.first[static_cast<std::size_t>(y)] + t, x, c) *
+                 cv.weights[static_cast<std::size_t>(y * cv.ksize + t)];
+          out.at(y, x, c) = data_resample_clip8(s);
+        }
+    return out;
+  };
+  generator g(29);
+  for (int C : {1, 3, 4})
+    for (auto [in_w, in_h, w, h, bicubic] :
+         {std::tuple{60, 80, 51, 51, false}, std::tuple{37, 23, 90, 11, true}, std::tuple{1, 1, 3, 2, false},
+          std::tuple{2, 3, 1, 1, true}, std::tuple{3, 50, 3, 7, false}, std::tuple{41, 2, 5, 2, true}}) {
+      image img = arcnet::data::make_image(in_w, in_h, C);
+      for (auto& v : img.pixels) v = static_cast<std::uint8_t>(g.below(256));
+      INFO("C " << C << ", " << in_w << "x" << in_h << " -> " << w << "x" << h << (bicubic ? " bicubic" : ""));
+      auto const full = reference(img, 0, 0, in_w, in_h, w, h, bicubic);
+      CHECK(arcnet::detail::data_resample(img, 0, 0, in_w, in_h, w, h, bicubic).pixels == full.pixels);
+      // A window of the output: the same pixels as cropping the whole.
+      int const wx = w / 3, wy = h / 4, ww = w - wx - w / 5, wh = h - wy;
+      auto const win = arcnet::detail::data_resample(img, 0, 0, in_w, in_h, w, h, bicubic, wx, wy, ww, wh);
+      CHECK(win.pixels == arcnet::data::crop(full, wx, wy, ww, wh).pixels);
+      // A fractional box.
+      double const bx0 = 0.3 * in_w, by0 = 0.2 * in_h, bx1 = in_w - 0.1, by1 = in_h;
+      CHECK(arcnet::detail::data_resample(img, bx0, by0, bx1, by1, w, h, bicubic).pixels ==
+            reference(img, bx0, by0, bx1, by1, w, h, bicubic).pixels);
+    }
 }
 
 TEST_CASE("pipeline: a resize followed by a crop gives the pixels of resizing then cropping", "[data][transforms]") {

@@ -1,8 +1,9 @@
 #pragma once
 // Separable convolution resampling with Pillow's semantics (Resample.c, Pillow 9): the filter
 // support grows with the shrink factor (antialiasing), weights are normalised per output pixel
-// and rounded to 22-bit fixed point, the horizontal pass runs first into an 8-bit intermediate
-// holding only the rows the vertical pass reads. Results are bit-identical to Pillow's resize.
+// and rounded to 22-bit fixed point, the horizontal pass runs first into 8-bit rows that the
+// vertical pass then combines. Results are bit-identical to Pillow's resize. Only the rows the
+// vertical pass reads are filtered, each once, into a ring of a few rows that stays in cache.
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -85,74 +86,28 @@ inline std::uint8_t data_resample_clip8(std::int32_t v) {
   return static_cast<std::uint8_t>(v >> data_resample_bits);
 }
 
-/// Horizontal pass, portable: rows [row0, row0 + rows) of src (src_stride bytes apart) -> dst
-/// (out_w * C bytes per row).
+/// One output pixel of the horizontal pass: n taps of weights k from the pixels at p -> out (C bytes).
 template <int C>
-void data_resample_horizontal_scalar(std::uint8_t const* src, std::size_t src_stride, int row0, int rows,
-                                     std::uint8_t* dst, int out_w, data_resample_coeffs const& c) {
-  constexpr std::int32_t half = 1 << (data_resample_bits - 1);
-  for (int y = 0; y < rows; ++y) {
-    std::uint8_t const* in = src + static_cast<std::size_t>(row0 + y) * src_stride;
-    std::uint8_t* out = dst + static_cast<std::size_t>(y) * out_w * C;
-    for (int xx = 0; xx < out_w; ++xx) {
-      std::int32_t const* k = &c.weights[static_cast<std::size_t>(xx) * c.ksize];
-      std::uint8_t const* p = in + static_cast<std::size_t>(c.first[static_cast<std::size_t>(xx)]) * C;
-      int const n = c.count[static_cast<std::size_t>(xx)];
-      std::int32_t ss[C];
-      for (int ch = 0; ch < C; ++ch) ss[ch] = half;
-      for (int x = 0; x < n; ++x)
-        for (int ch = 0; ch < C; ++ch) ss[ch] += p[x * C + ch] * k[x];
-      for (int ch = 0; ch < C; ++ch) out[xx * C + ch] = data_resample_clip8(ss[ch]);
-    }
-  }
+void data_resample_pixel(std::uint8_t const* p, std::int32_t const* k, int n, std::uint8_t* out) {
+  std::int32_t ss[C];
+  for (int ch = 0; ch < C; ++ch) ss[ch] = 1 << (data_resample_bits - 1);
+  for (int x = 0; x < n; ++x)
+    for (int ch = 0; ch < C; ++ch) ss[ch] += p[x * C + ch] * k[x];
+  for (int ch = 0; ch < C; ++ch) out[ch] = data_resample_clip8(ss[ch]);
+}
+
+/// Horizontal pass of one row, portable: in (the input row) -> out (out_w * C bytes).
+template <int C>
+void data_resample_row_scalar(std::uint8_t const* in, std::uint8_t* out, int out_w, data_resample_coeffs const& c) {
+  for (int xx = 0; xx < out_w; ++xx)
+    data_resample_pixel<C>(in + static_cast<std::size_t>(c.first[static_cast<std::size_t>(xx)]) * C,
+                           &c.weights[static_cast<std::size_t>(xx) * c.ksize], c.count[static_cast<std::size_t>(xx)],
+                           out + static_cast<std::size_t>(xx) * C);
 }
 
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
-#define ARCNET_DATA_RESAMPLE_SSE41 1
-/// Horizontal pass with SSE4.1 for 3 or 4 channels (same integers as the scalar pass): one pixel's
-/// channels in the lanes of a register, so a tap is a 4-byte load, a widening, a multiply and an
-/// add, about 3x faster. Compiled for SSE4.1 whatever the translation unit's flags; call it only
-/// when data_cpu_has_sse41(). With 3 channels a load also reads the next pixel's first byte (an
-/// ignored lane), so the buffer's last row (src_rows - 1), where it may lie past the end, is scalar.
-template <int C>
-__attribute__((target("sse4.1"))) void data_resample_horizontal_sse41(std::uint8_t const* src, std::size_t src_stride,
-                                                                      int src_rows, int row0, int rows,
-                                                                      std::uint8_t* dst, int out_w,
-                                                                      data_resample_coeffs const& c) {
-  static_assert(C == 3 || C == 4, "data_resample_horizontal_sse41: 3 or 4 channels");
-  __m128i const rounding = _mm_set1_epi32(1 << (data_resample_bits - 1));
-  for (int y = 0; y < rows; ++y) {
-    std::uint8_t* out = dst + static_cast<std::size_t>(y) * out_w * C;
-    if (C == 3 && row0 + y + 1 >= src_rows) {
-      data_resample_horizontal_scalar<C>(src, src_stride, row0 + y, 1, out, out_w, c);
-      continue;
-    }
-    std::uint8_t const* in = src + static_cast<std::size_t>(row0 + y) * src_stride;
-    for (int xx = 0; xx < out_w; ++xx) {
-      std::int32_t const* k = &c.weights[static_cast<std::size_t>(xx) * c.ksize];
-      std::uint8_t const* p = in + static_cast<std::size_t>(c.first[static_cast<std::size_t>(xx)]) * C;
-      int const n = c.count[static_cast<std::size_t>(xx)];
-      __m128i acc = rounding;
-      for (int x = 0; x < n; ++x) {
-        std::int32_t bytes;
-        std::memcpy(&bytes, p + x * C, 4);
-        __m128i const pixel = _mm_cvtepu8_epi32(_mm_cvtsi32_si128(bytes));
-        acc = _mm_add_epi32(acc, _mm_mullo_epi32(pixel, _mm_set1_epi32(k[x])));
-      }
-      // Pillow's clip8 (v >> 22 clamped to 0..255): arithmetic shift, then saturating packs.
-      acc = _mm_srai_epi32(acc, data_resample_bits);
-      __m128i const packed = _mm_packus_epi16(_mm_packs_epi32(acc, acc), acc);
-      auto const v = static_cast<std::uint32_t>(_mm_cvtsi128_si32(packed));
-      if constexpr (C == 4) {
-        std::memcpy(out + xx * 4, &v, 4);
-      } else {
-        out[xx * 3 + 0] = static_cast<std::uint8_t>(v);
-        out[xx * 3 + 1] = static_cast<std::uint8_t>(v >> 8);
-        out[xx * 3 + 2] = static_cast<std::uint8_t>(v >> 16);
-      }
-    }
-  }
-}
+#define ARCNET_DATA_RESAMPLE_X86 1
+#define ARCNET_DATA_ALWAYS_INLINE __attribute__((always_inline))
 /// Whether this CPU runs SSE4.1 (checked once).
 inline bool data_cpu_has_sse41() {
   static bool const has = [] {
@@ -160,59 +115,6 @@ inline bool data_cpu_has_sse41() {
     return __builtin_cpu_supports("sse4.1") != 0;
   }();
   return has;
-}
-#else
-#define ARCNET_DATA_RESAMPLE_SSE41 0
-#endif
-
-/// Horizontal pass: rows [row0, row0 + rows) of src (src_rows rows, src_stride bytes apart) -> dst.
-template <int C>
-void data_resample_horizontal(std::uint8_t const* src, std::size_t src_stride, [[maybe_unused]] int src_rows, int row0,
-                              int rows, std::uint8_t* dst, int out_w, data_resample_coeffs const& c) {
-#if ARCNET_DATA_RESAMPLE_SSE41
-  if constexpr (C == 3 || C == 4) {
-    if (data_cpu_has_sse41())
-      return data_resample_horizontal_sse41<C>(src, src_stride, src_rows, row0, rows, dst, out_w, c);
-  }
-#endif
-  data_resample_horizontal_scalar<C>(src, src_stride, row0, rows, dst, out_w, c);
-}
-
-#if ARCNET_DATA_RESAMPLE_SSE41
-#define ARCNET_DATA_ALWAYS_INLINE __attribute__((always_inline))
-#else
-#define ARCNET_DATA_ALWAYS_INLINE
-#endif
-
-/// Vertical pass: rows of row_bytes bytes, src_stride apart (c.first relative to src) -> dst, out_h
-/// rows of row_bytes bytes. Row by row, so the inner loop is contiguous and vectorises.
-inline ARCNET_DATA_ALWAYS_INLINE void data_resample_vertical_portable(std::uint8_t const* src, std::size_t src_stride,
-                                                                       std::size_t row_bytes, std::uint8_t* dst,
-                                                                       int out_h, data_resample_coeffs const& c,
-                                                                       std::int32_t* acc) {
-  constexpr std::int32_t half = 1 << (data_resample_bits - 1);
-  for (int yy = 0; yy < out_h; ++yy) {
-    std::int32_t const* k = &c.weights[static_cast<std::size_t>(yy) * c.ksize];
-    int const first = c.first[static_cast<std::size_t>(yy)], n = c.count[static_cast<std::size_t>(yy)];
-    for (std::size_t i = 0; i < row_bytes; ++i) acc[i] = half;
-    for (int y = 0; y < n; ++y) {
-      std::uint8_t const* in = src + static_cast<std::size_t>(first + y) * src_stride;
-      std::int32_t const w = k[y];
-      for (std::size_t i = 0; i < row_bytes; ++i) acc[i] += in[i] * w;
-    }
-    std::uint8_t* out = dst + static_cast<std::size_t>(yy) * row_bytes;
-    for (std::size_t i = 0; i < row_bytes; ++i) out[i] = data_resample_clip8(acc[i]);
-  }
-}
-
-#if ARCNET_DATA_RESAMPLE_SSE41
-/// The same loops vectorised for AVX2 (8 lanes and a 32-bit multiply; SSE2 has neither), whatever
-/// the translation unit's flags; call it only when data_cpu_has_avx2().
-__attribute__((target("avx2"))) inline void data_resample_vertical_avx2(std::uint8_t const* src, std::size_t src_stride,
-                                                                       std::size_t row_bytes, std::uint8_t* dst,
-                                                                       int out_h, data_resample_coeffs const& c,
-                                                                       std::int32_t* acc) {
-  data_resample_vertical_portable(src, src_stride, row_bytes, dst, out_h, c, acc);
 }
 /// Whether this CPU runs AVX2 (checked once).
 inline bool data_cpu_has_avx2() {
@@ -222,16 +124,98 @@ inline bool data_cpu_has_avx2() {
   }();
   return has;
 }
+
+/// Horizontal pass of one row with SSE4.1 for 3 or 4 channels (the same integers as the portable
+/// pass, about 3x faster): one pixel's channels in the lanes of a register, so a tap is a 4-byte
+/// load, a widening, a multiply and an add. With 3 channels a load also reads the next pixel's
+/// first byte (an ignored lane): `avail` is how many bytes from `in` may be read, and a pixel
+/// whose last load would pass it takes the portable pass. Compiled for SSE4.1 whatever the
+/// translation unit's flags; call it only when data_cpu_has_sse41().
+template <int C>
+__attribute__((target("sse4.1"))) void data_resample_row_sse41(std::uint8_t const* in, std::size_t avail,
+                                                               std::uint8_t* out, int out_w,
+                                                               data_resample_coeffs const& c) {
+  static_assert(C == 3 || C == 4, "data_resample_row_sse41: 3 or 4 channels");
+  __m128i const rounding = _mm_set1_epi32(1 << (data_resample_bits - 1));
+  for (int xx = 0; xx < out_w; ++xx) {
+    auto const ux = static_cast<std::size_t>(xx);
+    std::int32_t const* k = &c.weights[ux * c.ksize];
+    std::size_t const first = static_cast<std::size_t>(c.first[ux]) * C;
+    int const n = c.count[ux];
+    if (first + static_cast<std::size_t>(n) * C + (4 - C) > avail) {  // at the buffer's end: the portable way
+      data_resample_pixel<C>(in + first, k, n, out + ux * C);
+      continue;
+    }
+    std::uint8_t const* p = in + first;
+    __m128i acc = rounding;
+    for (int x = 0; x < n; ++x) {
+      std::int32_t bytes;
+      std::memcpy(&bytes, p + x * C, 4);
+      __m128i const pixel = _mm_cvtepu8_epi32(_mm_cvtsi32_si128(bytes));
+      acc = _mm_add_epi32(acc, _mm_mullo_epi32(pixel, _mm_set1_epi32(k[x])));
+    }
+    // Pillow's clip8 (v >> 22 clamped to 0..255): arithmetic shift, then saturating packs.
+    acc = _mm_srai_epi32(acc, data_resample_bits);
+    auto const v = static_cast<std::uint32_t>(_mm_cvtsi128_si32(_mm_packus_epi16(_mm_packs_epi32(acc, acc), acc)));
+    if (C == 4 || xx + 1 < out_w) {
+      std::memcpy(out + ux * C, &v, 4);  // with 3 channels the 4th byte is the next pixel's, written next
+    } else {
+      out[ux * 3 + 0] = static_cast<std::uint8_t>(v);
+      out[ux * 3 + 1] = static_cast<std::uint8_t>(v >> 8);
+      out[ux * 3 + 2] = static_cast<std::uint8_t>(v >> 16);
+    }
+  }
+}
+#else
+#define ARCNET_DATA_RESAMPLE_X86 0
+#define ARCNET_DATA_ALWAYS_INLINE
 #endif
 
-/// Vertical pass (see data_resample_vertical_portable), on AVX2 when the CPU has it.
-inline void data_resample_vertical(std::uint8_t const* src, std::size_t src_stride, std::size_t row_bytes,
-                                   std::uint8_t* dst, int out_h, data_resample_coeffs const& c) {
-  std::vector<std::int32_t> acc(row_bytes);
-#if ARCNET_DATA_RESAMPLE_SSE41
-  if (data_cpu_has_avx2()) return data_resample_vertical_avx2(src, src_stride, row_bytes, dst, out_h, c, acc.data());
+/// Horizontal pass of one row: in (avail bytes readable from it) -> out, out_w * C bytes.
+template <int C>
+void data_resample_row(std::uint8_t const* in, [[maybe_unused]] std::size_t avail, std::uint8_t* out, int out_w,
+                       data_resample_coeffs const& c) {
+#if ARCNET_DATA_RESAMPLE_X86
+  if constexpr (C == 3 || C == 4) {
+    if (data_cpu_has_sse41()) return data_resample_row_sse41<C>(in, avail, out, out_w, c);
+  }
 #endif
-  data_resample_vertical_portable(src, src_stride, row_bytes, dst, out_h, c, acc.data());
+  data_resample_row_scalar<C>(in, out, out_w, c);
+}
+
+/// Vertical pass of one output row: out[i] = clip8(half + sum over t < n of rows[t][i] * k[t]),
+/// i < row_bytes; acc holds row_bytes int32. Contiguous inner loops, so they vectorise.
+inline ARCNET_DATA_ALWAYS_INLINE void data_resample_column_portable(std::uint8_t const* const* rows,
+                                                                     std::int32_t const* k, int n,
+                                                                     std::size_t row_bytes, std::uint8_t* out,
+                                                                     std::int32_t* acc) {
+  for (std::size_t i = 0; i < row_bytes; ++i) acc[i] = 1 << (data_resample_bits - 1);
+  for (int t = 0; t < n; ++t) {
+    std::uint8_t const* in = rows[t];
+    std::int32_t const w = k[t];
+    for (std::size_t i = 0; i < row_bytes; ++i) acc[i] += in[i] * w;
+  }
+  for (std::size_t i = 0; i < row_bytes; ++i) out[i] = data_resample_clip8(acc[i]);
+}
+
+#if ARCNET_DATA_RESAMPLE_X86
+/// The same loops vectorised for AVX2 (8 lanes and a 32-bit multiply; SSE2 has neither), whatever
+/// the translation unit's flags; call it only when data_cpu_has_avx2().
+__attribute__((target("avx2"))) inline void data_resample_column_avx2(std::uint8_t const* const* rows,
+                                                                     std::int32_t const* k, int n,
+                                                                     std::size_t row_bytes, std::uint8_t* out,
+                                                                     std::int32_t* acc) {
+  data_resample_column_portable(rows, k, n, row_bytes, out, acc);
+}
+#endif
+
+/// Vertical pass of one output row (see data_resample_column_portable), on AVX2 when the CPU has it.
+inline void data_resample_column(std::uint8_t const* const* rows, std::int32_t const* k, int n, std::size_t row_bytes,
+                                 std::uint8_t* out, std::int32_t* acc) {
+#if ARCNET_DATA_RESAMPLE_X86
+  if (data_cpu_has_avx2()) return data_resample_column_avx2(rows, k, n, row_bytes, out, acc);
+#endif
+  data_resample_column_portable(rows, k, n, row_bytes, out, acc);
 }
 
 /// The coefficients of outputs [first, first + n) only.
@@ -268,32 +252,46 @@ inline data::image data_resample(data::image const& img, double x0, double y0, d
   data_resample_slice(ch, wx, ww);
   data_resample_slice(cv, wy, wh);
   std::size_t const row_bytes = static_cast<std::size_t>(ww) * C;
-  std::uint8_t const* src = img.pixels.data();
-  std::size_t src_stride = img.stride();
-  std::vector<std::uint8_t> temp;
-  if (need_h) {
-    // Only the input rows the vertical pass reads go through the horizontal pass.
-    int const base = need_v ? cv.first.front() : wy;
-    int const rows = need_v ? cv.first.back() + cv.count.back() - base : wh;
-    if (need_v)
-      for (auto& f : cv.first) f -= base;
-    temp.resize(static_cast<std::size_t>(rows) * row_bytes);
-    switch (C) {
-      case 1: data_resample_horizontal<1>(src, src_stride, img.height, base, rows, temp.data(), ww, ch); break;
-      case 3: data_resample_horizontal<3>(src, src_stride, img.height, base, rows, temp.data(), ww, ch); break;
-      default: data_resample_horizontal<4>(src, src_stride, img.height, base, rows, temp.data(), ww, ch); break;
-    }
-    if (!need_v) {
-      out.pixels = std::move(temp);
-      return out;
-    }
-    src = temp.data();
-    src_stride = row_bytes;
-  } else {
-    src += static_cast<std::size_t>(wx) * C;  // same columns as the input: the window's columns
-  }
   out.pixels.resize(static_cast<std::size_t>(wh) * row_bytes);
-  data_resample_vertical(src, src_stride, row_bytes, out.pixels.data(), wh, cv);
+  auto horizontal = [&](int y, std::uint8_t* dst) {  // input row y through the horizontal pass
+    std::uint8_t const* in = img.row(y);
+    std::size_t const avail = static_cast<std::size_t>(img.height - y) * img.stride();
+    switch (C) {
+      case 1: data_resample_row<1>(in, avail, dst, ww, ch); break;
+      case 3: data_resample_row<3>(in, avail, dst, ww, ch); break;
+      default: data_resample_row<4>(in, avail, dst, ww, ch); break;
+    }
+  };
+  if (!need_v) {
+    for (int y = 0; y < wh; ++y) horizontal(wy + y, out.row(y));
+    return out;
+  }
+  // The vertical pass reads each output row's input rows: the image's own (window columns), or,
+  // after a horizontal pass, a ring of the last cv.ksize filtered rows. Each input row is filtered
+  // once, when first needed, and the ring stays in cache (no intermediate image).
+  std::vector<std::int32_t> acc(row_bytes);
+  std::vector<std::uint8_t const*> rows(static_cast<std::size_t>(cv.ksize));
+  std::size_t const ring_rows = static_cast<std::size_t>(cv.ksize);
+  std::vector<std::uint8_t> ring(need_h ? ring_rows * row_bytes : 0);
+  int next = 0;  // the next input row for the horizontal pass
+  for (int yy = 0; yy < wh; ++yy) {
+    int const first = cv.first[static_cast<std::size_t>(yy)], n = cv.count[static_cast<std::size_t>(yy)];
+    for (int t = 0; t < n; ++t) {
+      int const y = first + t;
+      if (!need_h) {
+        rows[static_cast<std::size_t>(t)] = img.row(y) + static_cast<std::size_t>(wx) * C;
+        continue;
+      }
+      std::uint8_t* slot = ring.data() + static_cast<std::size_t>(y) % ring_rows * row_bytes;
+      if (y >= next) {  // first rows are non-decreasing, so the rows still needed are the last n <= ksize
+        horizontal(y, slot);
+        next = y + 1;
+      }
+      rows[static_cast<std::size_t>(t)] = slot;
+    }
+    data_resample_column(rows.data(), &cv.weights[static_cast<std::size_t>(yy) * cv.ksize], n, row_bytes,
+                         out.row(yy), acc.data());
+  }
   return out;
 }
 
