@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <vector>
 
+#include <arcnet/core/cuda.hpp>
 #include <arcnet/core/random.hpp>
 #include <arcnet/core/tensor.hpp>
 
@@ -60,6 +61,40 @@ double max_difference(tensor<T, cpu> const& expected, tensor<T, cuda> const& got
 template <class T>
 constexpr double tolerance() {
   return sizeof(T) == sizeof(float) ? 2e-5 : 1e-11;
+}
+
+// A stream kept busy, to show that work is queued without the host waiting for it. On the
+// emulator (tests/cuda_emulator) a hold stands in for the spin: the stream's later work waits
+// until the host waits for it.
+#if defined(ARCNET_CUDA_EMULATOR)
+/// Keeps gpu::stream() busy until the host waits for it.
+inline void spin_stream(double) { arcnet_emu::hold(gpu::stream()); }
+#else
+template <int = 0>  // a template, so that every test file may include this header
+__global__ void spin_kernel(unsigned long long ns) {
+  unsigned long long start = 0, now = 0;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
+  do {
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+  } while (now - start < ns);
+}
+
+/// Keeps gpu::stream() busy for about `ms` milliseconds from now.
+inline void spin_stream(double ms) {
+  ARCNET_CUDA_KERNEL(1, 1, 0, gpu::stream(), spin_kernel<>)(static_cast<unsigned long long>(ms * 1e6));
+  ARCNET_CUDA_LAUNCH_CHECK("cuda_testing::spin_kernel");
+}
+#endif
+
+/// Whether gpu::stream() still has work queued (clears the "not ready" status).
+inline bool stream_busy() {
+  cudaError_t const status = cudaStreamQuery(gpu::stream());
+  if (status == cudaErrorNotReady) {
+    cudaGetLastError();
+    return true;
+  }
+  ARCNET_CUDA_CHECK(status);
+  return false;
 }
 
 }  // namespace arcnet::cuda_testing

@@ -17,35 +17,8 @@ using namespace arcnet;
 
 namespace pinned_test {
 
-#if defined(ARCNET_CUDA_EMULATOR)
-/// Keeps gpu::stream() busy until the host waits for it.
-inline void spin_stream(double) { arcnet_emu::hold(gpu::stream()); }
-#else
-__global__ void spin_kernel(unsigned long long ns) {
-  unsigned long long start = 0, now = 0;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
-  do {
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
-  } while (now - start < ns);
-}
-
-/// Keeps gpu::stream() busy for about `ms` milliseconds from now.
-inline void spin_stream(double ms) {
-  ARCNET_CUDA_KERNEL(1, 1, 0, gpu::stream(), spin_kernel)(static_cast<unsigned long long>(ms * 1e6));
-  ARCNET_CUDA_LAUNCH_CHECK("pinned_test::spin_kernel");
-}
-#endif
-
-/// Whether gpu::stream() still has work queued (clears the "not ready" status).
-inline bool stream_busy() {
-  cudaError_t const status = cudaStreamQuery(gpu::stream());
-  if (status == cudaErrorNotReady) {
-    cudaGetLastError();
-    return true;
-  }
-  ARCNET_CUDA_CHECK(status);
-  return false;
-}
+using cuda_testing::spin_stream;
+using cuda_testing::stream_busy;
 
 inline cudaMemoryType memory_type(void const* p) {
   cudaPointerAttributes a{};

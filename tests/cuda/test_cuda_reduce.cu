@@ -160,12 +160,14 @@ TEMPLATE_TEST_CASE("cuda reduce: max and its argmax match the CPU exactly", "[cu
           x[6 * 4000 + i] = i % 2 ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::quiet_NaN();
       }
       auto x_d = x.template to<cuda>();
-      std::vector<index_t> arg, arg_d;
+      tensor<index_t, cpu> arg;
+      tensor<index_t, cuda> arg_d;
       auto y = ops::max_forward(x, c.axis, arg, keepdim);
       auto y_d = ops::max_forward(x_d, c.axis, arg_d, keepdim);
       REQUIRE(y_d.shape() == y.shape());
       CHECK(y_d.to_vector() == y.to_vector());  // no arithmetic: bitwise (and -inf compares equal)
-      CHECK(arg_d == arg);
+      REQUIRE(arg_d.shape() == y.shape());
+      CHECK(arg_d.to_vector() == arg.to_vector());
 
       // The raw backward, into a non-zero dx, from the CPU's indices.
       auto const& s = x.shape();
@@ -175,7 +177,7 @@ TEMPLATE_TEST_CASE("cuda reduce: max and its argmax match the CPU exactly", "[cu
       auto dx = random_tensor<T>(s, seed + 2);
       auto dx_d = dx.template to<cuda>();
       ops::reduce_impl<cpu>::max_backward(dy, arg, dx, outer, r, inner);
-      ops::reduce_impl<cuda>::max_backward(dy.template to<cuda>(), arg, dx_d, outer, r, inner);
+      ops::reduce_impl<cuda>::max_backward(dy.template to<cuda>(), arg.template to<cuda>(), dx_d, outer, r, inner);
       check_close(dx, dx_d, "max_backward");
 
       variable<T, cpu> xv(x, true);
@@ -186,6 +188,28 @@ TEMPLATE_TEST_CASE("cuda reduce: max and its argmax match the CPU exactly", "[cu
       m_d.backward(dy.template to<cuda>());
       check_close(xv.grad(), xv_d.grad(), "max x.grad");
     }
+  }
+}
+
+TEST_CASE("cuda reduce: max and its backward queue their work without waiting for the stream", "[cuda][reduce]") {
+  ARCNET_REQUIRE_CUDA_DEVICE();
+  // ArcFace's sub-center max (N, classes, k) -> (N, classes): its indices stay on the device, so
+  // a training step does not stop here for a copy to the host and back.
+  auto const x = cuda_testing::random_tensor<float>(shape{8, 50, 3}, 71);
+  auto const dy = cuda_testing::random_tensor<float>(shape{8, 50}, 72);
+  auto const x_d = x.to<cuda>();
+  auto const dy_d = dy.to<cuda>();
+  variable<float, cpu> xv(x, true);
+  ops::max(xv, 2).backward(dy);
+  for (int round = 0; round < 2; ++round) {  // the first round fills the allocator's cache
+    variable<float, cuda> xv_d(x_d, true);
+    cuda_testing::spin_stream(200);
+    auto m_d = ops::max(xv_d, 2);
+    m_d.backward(dy_d);
+    if (round == 1) CHECK(cuda_testing::stream_busy());
+    gpu::synchronize();
+    CHECK(cuda_testing::max_difference(xv.grad(), xv_d.grad()) == 0);
+    CHECK(cuda_testing::max_difference(ops::max(variable<float, cpu>(x), 2).value(), m_d.value()) == 0);
   }
 }
 
@@ -218,7 +242,7 @@ TEST_CASE("cuda reduce: bad input on the cuda tag throws arcnet::error", "[cuda]
   ARCNET_REQUIRE_CUDA_DEVICE();
   using cuda_testing::random_tensor;
   auto x = random_tensor<float>(shape{3, 4}, 1).to<cuda>();
-  std::vector<index_t> arg;
+  tensor<index_t, cuda> arg;
   CHECK_THROWS_AS(ops::sum_forward(x, {1, 1}), arcnet::error);  // a repeated axis
   CHECK_THROWS_AS(ops::max_forward(x, 2, arg), arcnet::error);  // no axis 2
   CHECK_THROWS_AS(ops::max_forward(tensor<float, cuda>(shape{2, 0}), 1, arg), arcnet::error);  // empty axis

@@ -152,7 +152,7 @@ variable<float, D> sharded_cross_entropy(communicator& comm, variable<float, D> 
     for (index_t i = 0; i < n; ++i)
       for (index_t j = 0; j < c; ++j) mx[size_t(i)] = std::max(mx[size_t(i)], zs[i * c + j]);
   } else if (c > 0) {
-    std::vector<index_t> arg;
+    tensor<index_t, D> arg;
     auto m = ops::max_forward(z, 1, arg).template to<cpu>();
     std::copy(m.data(), m.data() + n, mx.begin());
   }

@@ -80,13 +80,15 @@ void sum_backward(tensor<T, D> const& dy, tensor<T, D>& dx, std::vector<int> axe
   elementwise_impl<D>::broadcast_accumulate(dy.view(kept), dx, scale);
 }
 
-/// Max over one axis: values and, in `arg`, the index along `axis` that attained each one.
+/// Max over one axis: values and, in `arg` (the values' shape, on x's device), the first index
+/// along `axis` that attains each one.
 template <class T, class D>
-tensor<T, D> max_forward(tensor<T, D> const& x, int axis, std::vector<index_t>& arg, bool keepdim = false) {
+tensor<T, D> max_forward(tensor<T, D> const& x, int axis, tensor<index_t, D>& arg, bool keepdim = false) {
   axis = x.shape().normalize(axis, "max");
   auto const& s = x.shape();
   ARCNET_CHECK_AS(shape_error, s[axis] > 0, "max: cannot reduce the empty axis ", axis, " of shape ", s);
   auto y = tensor<T, D>::uninitialized(detail::reduced_shape(s, {axis}, keepdim));
+  arg = tensor<index_t, D>::uninitialized(y.shape());
   reduce_impl<D>::max(x, y, arg, s.prod(0, axis), s[axis], s.prod(axis + 1, s.rank()));
   return y;
 }
@@ -127,7 +129,7 @@ variable<T, D> mean(variable<T, D> const& x, std::vector<int> axes = {}, bool ke
 /// Differentiable max over one axis; the gradient flows to the first maximal element.
 template <class T, class D>
 variable<T, D> max(variable<T, D> const& x, int axis, bool keepdim = false) {
-  std::vector<index_t> arg;
+  tensor<index_t, D> arg;
   auto y = max_forward(x.value(), axis, arg, keepdim);
   int a = x.shape().normalize(axis, "max");
   auto const& s = x.shape();

@@ -48,11 +48,11 @@ struct reduce_impl<cpu> {
   }
   /// y[o, i] = max_r x[o, r, i], arg[o, i] = the first r that attains it.
   template <class T>
-  static void max(tensor<T, cpu> const& x, tensor<T, cpu>& y, std::vector<index_t>& arg, index_t outer, index_t r,
+  static void max(tensor<T, cpu> const& x, tensor<T, cpu>& y, tensor<index_t, cpu>& arg, index_t outer, index_t r,
                   index_t inner) {
     T const* xs = x.data();
     T* ys = y.data();
-    arg.assign(static_cast<size_t>(outer * inner), 0);
+    index_t* as = arg.data();
 #pragma omp parallel for if (outer * r * inner > (1 << 15))
     for (index_t o = 0; o < outer; ++o)
       for (index_t i = 0; i < inner; ++i) {
@@ -63,17 +63,18 @@ struct reduce_impl<cpu> {
           if (v > best) best = v, at = k;
         }
         ys[o * inner + i] = best;
-        arg[static_cast<size_t>(o * inner + i)] = at;
+        as[o * inner + i] = at;
       }
   }
   template <class T>
-  static void max_backward(tensor<T, cpu> const& dy, std::vector<index_t> const& arg, tensor<T, cpu>& dx,
+  static void max_backward(tensor<T, cpu> const& dy, tensor<index_t, cpu> const& arg, tensor<T, cpu>& dx,
                            index_t outer, index_t r, index_t inner) {
     T const* g = dy.data();
     T* out = dx.data();
+    index_t const* as = arg.data();
     for (index_t o = 0; o < outer; ++o)
       for (index_t i = 0; i < inner; ++i)
-        out[(o * r + arg[static_cast<size_t>(o * inner + i)]) * inner + i] += g[o * inner + i];
+        out[(o * r + as[o * inner + i]) * inner + i] += g[o * inner + i];
   }
 };
 

@@ -212,40 +212,33 @@ struct reduce_impl<cuda> {
     ARCNET_CUDA_LAUNCH_CHECK("rd_sum_backward");
   }
 
-  /// y[o, i] = max_r x[o, r, i], arg[o, i] = the first r that attains it (computed on the
-  /// device, copied back to the host).
+  /// y[o, i] = max_r x[o, r, i], arg[o, i] = the first r that attains it, both on the device
+  /// (nothing comes back to the host, so the step needs no synchronisation here).
   template <class T>
-  static void max(tensor<T, cuda> const& x, tensor<T, cuda>& y, std::vector<index_t>& arg, index_t outer, index_t r,
+  static void max(tensor<T, cuda> const& x, tensor<T, cuda>& y, tensor<index_t, cuda>& arg, index_t outer, index_t r,
                   index_t inner) {
     index_t const n = outer * inner;
-    arg.assign(static_cast<std::size_t>(n), 0);
     if (n == 0) return;
-    auto d_arg = tensor<index_t, cuda>::uninitialized(shape{n});
     T const lowest = -std::numeric_limits<T>::infinity();
     if (inner == 1 && r >= min_row_length) {
       auto const blocks = static_cast<unsigned>(std::min(outer, max_blocks));
       ARCNET_CUDA_KERNEL(blocks, gpu::block_threads, 0, gpu::stream(), cuda_kernels::rd_max_rows)(
-          x.data(), y.data(), d_arg.data(), outer, r, lowest);
+          x.data(), y.data(), arg.data(), outer, r, lowest);
       ARCNET_CUDA_LAUNCH_CHECK("rd_max_rows");
     } else {
       ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::rd_max_columns)(
-          x.data(), y.data(), d_arg.data(), outer, r, inner, lowest);
+          x.data(), y.data(), arg.data(), outer, r, inner, lowest);
       ARCNET_CUDA_LAUNCH_CHECK("rd_max_columns");
     }
-    gpu::copy(arg.data(), d_arg.data(), n, cudaMemcpyDeviceToHost);
   }
 
   template <class T>
-  static void max_backward(tensor<T, cuda> const& dy, std::vector<index_t> const& arg, tensor<T, cuda>& dx,
+  static void max_backward(tensor<T, cuda> const& dy, tensor<index_t, cuda> const& arg, tensor<T, cuda>& dx,
                            index_t outer, index_t r, index_t inner) {
     index_t const n = outer * inner;
     if (n == 0) return;
-    ARCNET_CHECK_AS(shape_error, static_cast<index_t>(arg.size()) == n, "max_backward on cuda: ", arg.size(),
-                    " indices for ", n, " outputs");
-    auto d_arg = tensor<index_t, cuda>::uninitialized(shape{n});
-    gpu::copy(d_arg.data(), arg.data(), n, cudaMemcpyHostToDevice);
     ARCNET_CUDA_KERNEL(gpu::blocks_for(n), gpu::block_threads, 0, gpu::stream(), cuda_kernels::rd_max_backward)(
-        dy.data(), d_arg.data(), dx.data(), n, r, inner);
+        dy.data(), arg.data(), dx.data(), n, r, inner);
     ARCNET_CUDA_LAUNCH_CHECK("rd_max_backward");
   }
 
