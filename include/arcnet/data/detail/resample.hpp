@@ -274,21 +274,18 @@ inline data::image data_resample(data::image const& img, double x0, double y0, d
   std::size_t const ring_rows = static_cast<std::size_t>(cv.ksize);
   std::vector<std::uint8_t> ring(need_h ? ring_rows * row_bytes : 0);
   int next = 0;  // the next input row for the horizontal pass
+  auto input_row = [&](int y) -> std::uint8_t const* {
+    if (!need_h) return img.row(y) + static_cast<std::size_t>(wx) * C;
+    std::uint8_t* slot = ring.data() + static_cast<std::size_t>(y) % ring_rows * row_bytes;
+    if (y >= next) {  // first rows are non-decreasing, so the rows still needed are the last n <= ksize
+      horizontal(y, slot);
+      next = y + 1;
+    }
+    return slot;
+  };
   for (int yy = 0; yy < wh; ++yy) {
     int const first = cv.first[static_cast<std::size_t>(yy)], n = cv.count[static_cast<std::size_t>(yy)];
-    for (int t = 0; t < n; ++t) {
-      int const y = first + t;
-      if (!need_h) {
-        rows[static_cast<std::size_t>(t)] = img.row(y) + static_cast<std::size_t>(wx) * C;
-        continue;
-      }
-      std::uint8_t* slot = ring.data() + static_cast<std::size_t>(y) % ring_rows * row_bytes;
-      if (y >= next) {  // first rows are non-decreasing, so the rows still needed are the last n <= ksize
-        horizontal(y, slot);
-        next = y + 1;
-      }
-      rows[static_cast<std::size_t>(t)] = slot;
-    }
+    for (int t = 0; t < n; ++t) rows[static_cast<std::size_t>(t)] = input_row(first + t);
     data_resample_column(rows.data(), &cv.weights[static_cast<std::size_t>(yy) * cv.ksize], n, row_bytes,
                          out.row(yy), acc.data());
   }
